@@ -1,0 +1,3 @@
+from stackspot_tui.cli import main
+
+raise SystemExit(main())

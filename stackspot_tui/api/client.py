@@ -1,0 +1,281 @@
+"""Async StackSpot client: create an execution, poll it, watch it to the end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable
+from urllib.parse import quote
+
+import httpx
+
+from .. import __version__
+from .auth import ClientCredentialsAuth
+from .errors import (
+    AuthError,
+    BadRequestError,
+    ExecutionTimeout,
+    ForbiddenError,
+    NetworkError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitedError,
+    ServerError,
+    StackSpotError,
+)
+from .models import Execution
+from .policy import PollPolicy, RetryPolicy, parse_retry_after
+from .text import one_line, server_message
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """A request failed and will be tried again after ``delay`` seconds."""
+
+    reason: str  # "rate_limited" | "server_error" | "network"
+    attempt: int  # 1-based retry number
+    max_attempts: int
+    delay: float
+    detail: str
+
+
+RetryCallback = Callable[[RetryNotice], Awaitable[None] | None]
+
+# Gateways answer these before the request reaches the service: safe to repeat a create.
+_CREATE_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class StackSpotClient:
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        token_url: str,
+        api_url: str,
+        proxy: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        request_timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        execution_timeout: float = 600.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.auth = ClientCredentialsAuth(client_id, client_secret, token_url, clock=clock)
+        self.retry = retry or RetryPolicy()
+        self.poll = poll or PollPolicy()
+        self.execution_timeout = execution_timeout
+        self._sleep = sleep
+        self._clock = clock
+        self._http = httpx.AsyncClient(
+            auth=self.auth,
+            transport=transport,
+            proxy=proxy,
+            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY / SSL_CERT_FILE
+            timeout=httpx.Timeout(request_timeout, connect=min(10.0, request_timeout)),
+            headers={"User-Agent": f"stackspot-tui/{__version__}", "Accept": "application/json"},
+        )
+
+    @classmethod
+    def from_settings(cls, settings, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs) -> "StackSpotClient":
+        if not settings.has_credentials:
+            raise AuthError(
+                "no StackSpot credentials: set STACKSPOT_CLIENT_ID and STACKSPOT_CLIENT_SECRET "
+                f"(or client_id/client_secret in {settings.config_path}), or use --demo"
+            )
+        return cls(
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            token_url=settings.token_url,
+            api_url=settings.api_url,
+            proxy=settings.proxy,
+            transport=transport,
+            request_timeout=settings.request_timeout,
+            retry=RetryPolicy(max_retries=settings.max_retries),
+            poll=PollPolicy(initial=settings.poll_initial, max_interval=settings.poll_max_interval),
+            execution_timeout=settings.execution_timeout,
+            **kwargs,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "StackSpotClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    # -- API -----------------------------------------------------------------------------
+
+    async def create_execution(
+        self,
+        slug: str,
+        input_data: str | dict,
+        conversation_id: str | None = None,
+        *,
+        on_retry: RetryCallback | None = None,
+    ) -> str:
+        """Start a quick command; returns the execution id."""
+        params = {"conversation_id": conversation_id} if conversation_id else None
+        url = f"{self.api_url}/v1/quick-commands/create-execution/{quote(slug, safe='')}"
+        response = await self._request(
+            "POST", url, what=f"quick command '{slug}'", params=params,
+            json={"input_data": input_data}, idempotent=False, on_retry=on_retry,
+        )
+        data = _json(response, "create-execution")
+        if isinstance(data, dict):  # tolerate {"execution_id": "..."} as well as a bare string
+            data = data.get("execution_id") or data.get("id")
+        if not isinstance(data, str) or not data.strip():
+            raise ProtocolError("create-execution answered without an execution id")
+        return data.strip()
+
+    async def get_execution(self, execution_id: str, *, on_retry: RetryCallback | None = None) -> Execution:
+        url = f"{self.api_url}/v1/quick-commands/callback/{quote(execution_id, safe='')}"
+        response = await self._request("GET", url, what=f"execution {execution_id}", on_retry=on_retry)
+        data = _json(response, "the execution callback")
+        if not isinstance(data, dict):
+            raise ProtocolError("the execution callback did not answer a JSON object")
+        return Execution.parse(data)
+
+    async def watch(
+        self,
+        execution_id: str,
+        *,
+        on_retry: RetryCallback | None = None,
+        started_at: float | None = None,
+    ) -> AsyncIterator[Execution]:
+        """Poll until COMPLETED/FAILURE/ERROR, yielding every snapshot that changed.
+
+        ``started_at`` (monotonic) is when the execution was created; it feeds the
+        end-time estimate and the overall timeout (default: now).
+        """
+        start = self._clock() if started_at is None else started_at
+        previous: Execution | None = None
+        poll_index = 0
+        delay = self.poll.initial
+        while True:
+            elapsed = self._clock() - start
+            if elapsed + delay > self.execution_timeout:
+                raise ExecutionTimeout(
+                    f"execution {execution_id} did not finish within {self.execution_timeout:g} s; "
+                    "it may still be running on StackSpot (resume it later)"
+                )
+            await self._sleep(delay)
+            execution = await self.get_execution(execution_id, on_retry=on_retry)
+            if previous is None or _changed(previous, execution):
+                yield execution
+            if execution.is_final:
+                return
+            previous = execution
+            delay = self.poll.next_delay(poll_index, self._clock() - start, execution.progress.percentage)
+            poll_index += 1
+
+    # -- transport -------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        idempotent: bool = True,
+        on_retry: RetryCallback | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(method, url, **kwargs)
+            except httpx.TimeoutException as exc:
+                error = NetworkError(f"StackSpot did not answer in time ({_failed_host(exc, url)}): {type(exc).__name__}")
+                retryable = idempotent or isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+                reason, wait = "network", None
+            except httpx.TransportError as exc:
+                error = NetworkError(f"cannot reach StackSpot at {_failed_host(exc, url)}: {_transport_detail(exc)}")
+                # A refused or failed connection never reached the server: safe to repeat.
+                retryable = idempotent or isinstance(exc, httpx.ConnectError)
+                reason, wait = "network", None
+            except ServerError as exc:  # token endpoint 5xx, raised from the auth flow
+                error, retryable, reason, wait = exc, True, "server_error", None
+            else:
+                if response.is_success:
+                    return response
+                error = _http_error(response, what)
+                code = response.status_code
+                retryable = code == 429 or code >= 500 if idempotent else code in _CREATE_RETRY_STATUSES
+                reason = "rate_limited" if code == 429 else "server_error"
+                wait = parse_retry_after(response.headers.get("Retry-After")) if code == 429 else None
+                if wait is not None and wait > self.retry.max_retry_after:
+                    raise RateLimitedError(
+                        f"StackSpot rate limit reached for {what}; retry after {wait:.0f} s", retry_after=wait
+                    )
+            attempt += 1
+            if not retryable or attempt > self.retry.max_retries:
+                raise error
+            delay = wait if wait is not None else self.retry.delay(attempt)
+            if on_retry is not None:
+                notice = RetryNotice(reason, attempt, self.retry.max_retries, delay, str(error))
+                maybe = on_retry(notice)
+                if maybe is not None:
+                    await maybe
+            await self._sleep(delay)
+
+
+def _changed(before: Execution, after: Execution) -> bool:
+    return (
+        before.status != after.status
+        or before.progress.percentage != after.progress.percentage
+        or [(s.name, s.done) for s in before.steps] != [(s.name, s.done) for s in after.steps]
+    )
+
+
+def _json(response: httpx.Response, where: str) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        kind = response.headers.get("content-type", "unknown content type").split(";")[0]
+        raise ProtocolError(f"{where} did not answer JSON (got {kind}); is STACKSPOT_API_URL right?") from None
+
+
+def _failed_host(exc: httpx.TransportError, url: str) -> str:
+    """Scheme and host of the request that failed: the token endpoint or the API."""
+    try:
+        parsed = exc.request.url
+    except RuntimeError:  # no request attached
+        parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode()}"
+
+
+def _transport_detail(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "name or service not known" in lowered or "nodename nor servname" in lowered or "getaddrinfo" in lowered:
+        return "host name not found (DNS)"
+    if "connection refused" in lowered or "connect call failed" in lowered:
+        return "connection refused"
+    return one_line(text, 120)
+
+
+def _http_error(response: httpx.Response, what: str) -> StackSpotError:
+    code = response.status_code
+    detail = server_message(response)
+    suffix = f": {detail}" if detail else ""
+    if code == 401:
+        return AuthError(f"StackSpot rejected the access token for {what} (HTTP 401){suffix}", status_code=code)
+    if code == 403:
+        return ForbiddenError(f"no access to {what} (HTTP 403){suffix}", status_code=code)
+    if code == 404:
+        return NotFoundError(f"{what} not found (HTTP 404){suffix}", status_code=code)
+    if code in (400, 422):
+        return BadRequestError(f"StackSpot refused the request for {what} (HTTP {code}){suffix}", status_code=code)
+    if code == 429:
+        wait = parse_retry_after(response.headers.get("Retry-After"))
+        return RateLimitedError(f"StackSpot rate limit reached for {what} (HTTP 429){suffix}", retry_after=wait)
+    if code >= 500:
+        return ServerError(f"StackSpot failed on {what} (HTTP {code}){suffix}", status_code=code)
+    return ServerError(f"unexpected HTTP {code} for {what}{suffix}", status_code=code)

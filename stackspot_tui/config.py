@@ -1,0 +1,172 @@
+"""Settings: CLI flag > environment > config file > default."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+
+APP_NAME = "stackspot-tui"
+DEFAULT_REALM = "stackspot-freemium"
+DEFAULT_API_URL = "https://genai-code-buddy-api.stackspot.com"
+AUTH_URL_TEMPLATE = "https://idm.stackspot.com/{realm}/oidc/oauth/token"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which file or variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    realm: str = DEFAULT_REALM
+    auth_url: str | None = None  # None: built from the realm
+    api_url: str = DEFAULT_API_URL
+    data_dir: Path | None = None  # None: the platform's user data dir
+    proxy: str | None = None
+    slug: str | None = None  # default quick command for the TUI
+    poll_initial: float = 0.5  # first poll after create, seconds
+    poll_max_interval: float = 5.0  # polling backs off up to this
+    execution_timeout: float = 600.0  # give up watching after this many seconds
+    request_timeout: float = 30.0  # one HTTP request
+    max_retries: int = 5  # 5xx / network / 429 retries per request
+    keymap: Mapping[str, str] = field(default_factory=dict)
+    config_path: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def token_url(self) -> str:
+        return self.auth_url or AUTH_URL_TEMPLATE.format(realm=self.realm)
+
+    @property
+    def history_dir(self) -> Path:
+        return self.data_dir or Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+
+# setting name -> environment variable
+ENV_VARS = {
+    "client_id": "STACKSPOT_CLIENT_ID",
+    "client_secret": "STACKSPOT_CLIENT_SECRET",
+    "realm": "STACKSPOT_REALM",
+    "auth_url": "STACKSPOT_AUTH_URL",
+    "api_url": "STACKSPOT_API_URL",
+    "data_dir": "STACKSPOT_TUI_DATA_DIR",
+    "proxy": "STACKSPOT_TUI_PROXY",
+    "slug": "STACKSPOT_TUI_SLUG",
+}
+CONFIG_ENV = "STACKSPOT_TUI_CONFIG"
+
+_FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+_FILE_KEYS = {
+    "client_id", "client_secret", "realm", "auth_url", "api_url", "data_dir", "proxy", "slug",
+    "poll_initial", "poll_max_interval", "execution_timeout", "request_timeout", "max_retries",
+}
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]).expanduser()
+    xdg = env.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)).parent
+    return base / APP_NAME / "config.toml"
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    kind = _FIELD_TYPES[name]
+    try:
+        if name == "data_dir":
+            return Path(str(value)).expanduser()
+        if "float" in str(kind):
+            number = float(value)
+            if number <= 0:
+                raise ValueError
+            return number
+        if "int" in str(kind):
+            number = int(value)
+            if number < 0:
+                raise ValueError
+            return number
+    except (TypeError, ValueError):
+        raise ConfigError(f"{origin}: '{name}' must be a positive number, got {value!r}") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"{origin}: '{name}' must be a string, got {value!r}")
+    return value
+
+
+def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Parse a config file. A missing file is an empty config."""
+    warnings: list[str] = []
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}, warnings
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "keymap":
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise ConfigError(f"config file {path}: [keymap] must map binding ids to key strings")
+            values["keymap"] = dict(value)
+        elif key in _FILE_KEYS:
+            values[key] = _coerce(key, value, f"config file {path}")
+        else:
+            warnings.append(f"config file {path}: unknown setting '{key}' ignored")
+    if values.get("client_secret"):
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            mode = 0
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warnings.append(
+                f"config file {path} holds a client secret and is readable by others; run: chmod 600 {path}"
+            )
+    return values, warnings
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Resolve settings. ``overrides`` are CLI flags; ``None`` values mean "not given"."""
+    env = os.environ if env is None else env
+    path = config_path or default_config_path(env)
+    values, warnings = read_config_file(path)
+    for name, var in ENV_VARS.items():
+        if env.get(var):
+            values[name] = _coerce(name, env[var], f"environment variable {var}")
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _coerce(name, value, f"option --{name.replace('_', '-')}") if name in _FILE_KEYS else value
+    return replace(Settings(), **values, config_path=path, warnings=tuple(warnings))
+
+
+def write_config_file(path: Path, values: Mapping[str, str]) -> None:
+    """Write a minimal config file with mode 0600 (it may hold a secret)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{key} = {_toml_string(value)}" for key, value in values.items()]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

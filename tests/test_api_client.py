@@ -1,0 +1,434 @@
+"""Every HTTP path of the StackSpot client, with respx."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from stackspot_tui.api import (
+    AuthError,
+    BadRequestError,
+    ExecutionTimeout,
+    ForbiddenError,
+    NetworkError,
+    NotFoundError,
+    PollPolicy,
+    ProtocolError,
+    RateLimitedError,
+    RetryPolicy,
+    ServerError,
+    StackSpotClient,
+)
+from stackspot_tui.api.policy import parse_retry_after
+
+API = "https://api.test"
+TOKEN_URL = "https://idm.test/acme/oidc/oauth/token"
+CREATE = f"{API}/v1/quick-commands/create-execution/code-review"
+EXEC_ID = "01J8Z3K5Q1X9G7V2M4N6P8R0ST"
+CALLBACK = f"{API}/v1/quick-commands/callback/{EXEC_ID}"
+
+
+def token_answer(value: str = "tok-1", expires_in: int = 1199) -> httpx.Response:
+    return httpx.Response(200, json={"access_token": value, "expires_in": expires_in, "token_type": "Bearer"})
+
+
+def callback(status: str, pct: float | None = None, result=None, steps=None, **extra) -> httpx.Response:
+    body = {
+        "execution_id": EXEC_ID,
+        "quick_command_slug": "code-review",
+        "conversation_id": "01CONV",
+        "progress": {"status": status, "execution_percentage": pct, "start": "2026-11-20T12:00:00Z"},
+        "steps": steps or [],
+        "result": result,
+        **extra,
+    }
+    return httpx.Response(200, json=body)
+
+
+@pytest.fixture
+def client(fake_time):
+    c = StackSpotClient(
+        client_id="cid",
+        client_secret="s3cret-value",
+        token_url=TOKEN_URL,
+        api_url=API,
+        retry=RetryPolicy(max_retries=3),
+        poll=PollPolicy(initial=0.5, max_interval=5.0),
+        execution_timeout=120,
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+    )
+    yield c
+
+
+@pytest.fixture
+def mock():
+    with respx.mock(assert_all_called=False) as router:
+        yield router
+
+
+# -- auth -------------------------------------------------------------------------------
+
+
+async def test_token_fetched_once_and_sent_as_bearer(client, mock):
+    token = mock.post(TOKEN_URL).mock(return_value=token_answer("abc"))
+    create = mock.post(CREATE).mock(return_value=httpx.Response(200, json=EXEC_ID))
+    assert await client.create_execution("code-review", "hi") == EXEC_ID
+    assert await client.create_execution("code-review", "again") == EXEC_ID
+    assert token.call_count == 1
+    form = dict(x.split("=") for x in token.calls[0].request.content.decode().split("&"))
+    assert form == {"client_id": "cid", "client_secret": "s3cret-value", "grant_type": "client_credentials"}
+    assert create.calls[1].request.headers["Authorization"] == "Bearer abc"
+
+
+async def test_token_refreshed_shortly_before_expiry(client, mock, fake_time):
+    token = mock.post(TOKEN_URL).mock(side_effect=[token_answer("t1", 100), token_answer("t2", 100)])
+    create = mock.post(CREATE).mock(return_value=httpx.Response(200, json=EXEC_ID))
+    await client.create_execution("code-review", "a")
+    fake_time.now += 95  # inside the 10% margin before expiry
+    await client.create_execution("code-review", "b")
+    assert token.call_count == 2
+    assert create.calls[1].request.headers["Authorization"] == "Bearer t2"
+
+
+async def test_token_kept_while_fresh(client, mock, fake_time):
+    token = mock.post(TOKEN_URL).mock(side_effect=[token_answer("t1", 100), token_answer("t2", 100)])
+    mock.post(CREATE).mock(return_value=httpx.Response(200, json=EXEC_ID))
+    await client.create_execution("code-review", "a")
+    fake_time.now += 50
+    await client.create_execution("code-review", "b")
+    assert token.call_count == 1
+
+
+async def test_401_triggers_one_refresh_and_retry(client, mock):
+    mock.post(TOKEN_URL).mock(side_effect=[token_answer("old"), token_answer("new")])
+    create = mock.post(CREATE).mock(
+        side_effect=[httpx.Response(401, json={"message": "expired"}), httpx.Response(200, json=EXEC_ID)]
+    )
+    assert await client.create_execution("code-review", "x") == EXEC_ID
+    assert [c.request.headers["Authorization"] for c in create.calls] == ["Bearer old", "Bearer new"]
+
+
+async def test_persistent_401_is_an_auth_error_after_one_refresh(client, mock):
+    token = mock.post(TOKEN_URL).mock(side_effect=[token_answer("a"), token_answer("b")])
+    create = mock.post(CREATE).mock(return_value=httpx.Response(401, json={"message": "nope"}))
+    with pytest.raises(AuthError, match="HTTP 401"):
+        await client.create_execution("code-review", "x")
+    assert token.call_count == 2
+    assert create.call_count == 2
+
+
+@pytest.mark.parametrize("status", [400, 401])
+async def test_wrong_credentials_name_the_token_url(client, mock, status):
+    mock.post(TOKEN_URL).mock(
+        return_value=httpx.Response(status, json={"error": "invalid_client", "error_description": "Invalid client"})
+    )
+    with pytest.raises(AuthError) as err:
+        await client.create_execution("code-review", "x")
+    message = str(err.value)
+    assert TOKEN_URL in message and "Invalid client" in message and "STACKSPOT_REALM" in message
+    assert "s3cret-value" not in message
+
+
+async def test_token_endpoint_non_json(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=httpx.Response(200, text="<html>login</html>"))
+    with pytest.raises(ProtocolError, match="did not answer JSON"):
+        await client.create_execution("code-review", "x")
+
+
+async def test_token_endpoint_5xx_is_retried(client, mock):
+    mock.post(TOKEN_URL).mock(side_effect=[httpx.Response(503), token_answer()])
+    mock.post(CREATE).mock(return_value=httpx.Response(200, json=EXEC_ID))
+    assert await client.create_execution("code-review", "x") == EXEC_ID
+
+
+def test_auth_repr_hides_the_secret(client):
+    assert "s3cret-value" not in repr(client.auth)
+
+
+# -- create-execution ----------------------------------------------------------------------
+
+
+async def test_create_without_conversation_sends_no_param_and_text_input(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    create = mock.post(CREATE).mock(return_value=httpx.Response(200, json=EXEC_ID))
+    await client.create_execution("code-review", "review this")
+    request = create.calls[0].request
+    assert "conversation_id" not in request.url.params
+    assert json.loads(request.content) == {"input_data": "review this"}
+
+
+async def test_create_with_conversation_and_dict_input(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    create = mock.post(CREATE).mock(return_value=httpx.Response(200, json=EXEC_ID))
+    await client.create_execution("code-review", {"lang": "py", "code": "x=1"}, conversation_id="01CONV")
+    request = create.calls[0].request
+    assert request.url.params["conversation_id"] == "01CONV"
+    assert json.loads(request.content) == {"input_data": {"lang": "py", "code": "x=1"}}
+
+
+async def test_slug_is_url_encoded_not_path_injected(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.post(url__regex=r".*/create-execution/.*").mock(return_value=httpx.Response(200, json=EXEC_ID))
+    await client.create_execution("../../admin?x=1", "hi")
+    raw_path = route.calls[0].request.url.raw_path.decode()
+    assert raw_path.startswith("/v1/quick-commands/create-execution/..%2F..%2Fadmin%3Fx%3D1")
+
+
+@pytest.mark.parametrize(
+    "status, error, words",
+    [
+        (403, ForbiddenError, "no access"),
+        (404, NotFoundError, "not found"),
+        (422, BadRequestError, "refused"),
+    ],
+)
+async def test_create_client_errors_are_typed(client, mock, status, error, words):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.post(CREATE).mock(return_value=httpx.Response(status, json={"message": "server says so"}))
+    with pytest.raises(error) as err:
+        await client.create_execution("code-review", "x")
+    assert words in str(err.value) and "server says so" in str(err.value) and "code-review" in str(err.value)
+    assert route.call_count == 1  # 4xx is not retried
+
+
+async def test_create_429_waits_retry_after_then_succeeds(client, mock, fake_time):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.post(CREATE).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "7"}, json={"code": "CODEBUDDY_1044_QUICK_COMMAND_RATE_LIMIT_EXCEEDED"}),
+            httpx.Response(200, json=EXEC_ID),
+        ]
+    )
+    notices = []
+    assert await client.create_execution("code-review", "x", on_retry=notices.append) == EXEC_ID
+    assert fake_time.sleeps == [7.0]
+    assert notices[0].reason == "rate_limited" and notices[0].delay == 7.0
+
+
+async def test_429_beyond_max_retry_after_fails_fast(client, mock, fake_time):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.post(CREATE).mock(return_value=httpx.Response(429, headers={"Retry-After": "3600"}))
+    with pytest.raises(RateLimitedError, match="retry after 3600 s") as err:
+        await client.create_execution("code-review", "x")
+    assert err.value.retry_after == 3600
+    assert fake_time.sleeps == []
+
+
+async def test_429_without_header_uses_backoff_and_gives_up(client, mock, fake_time):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.post(CREATE).mock(return_value=httpx.Response(429, json={"message": "slow down"}))
+    with pytest.raises(RateLimitedError, match="slow down"):
+        await client.create_execution("code-review", "x")
+    assert route.call_count == 4  # 1 + max_retries
+    assert len(fake_time.sleeps) == 3
+
+
+async def test_create_503_retried_but_500_not(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.post(CREATE).mock(side_effect=[httpx.Response(503), httpx.Response(200, json=EXEC_ID)])
+    assert await client.create_execution("code-review", "x") == EXEC_ID
+    route.side_effect = [httpx.Response(500, text="boom")]
+    with pytest.raises(ServerError, match="HTTP 500"):
+        await client.create_execution("code-review", "x")
+
+
+async def test_create_read_timeout_not_repeated(client, mock):
+    # The server may have started the execution: repeating would run it twice.
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.post(CREATE).mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(NetworkError, match="did not answer in time"):
+        await client.create_execution("code-review", "x")
+    assert route.call_count == 1
+
+
+async def test_connection_refused_retried_then_clear_error(client, mock, fake_time):
+    mock.post(TOKEN_URL).mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
+    with pytest.raises(NetworkError, match="cannot reach StackSpot at https://idm.test: connection refused"):
+        await client.create_execution("code-review", "x")
+    assert len(fake_time.sleeps) == 3
+    assert all(0 < s <= 8.0 for s in fake_time.sleeps)
+
+
+async def test_dns_failure_message(client, mock):
+    mock.post(TOKEN_URL).mock(side_effect=httpx.ConnectError("[Errno -2] Name or service not known"))
+    with pytest.raises(NetworkError, match="DNS"):
+        await client.create_execution("code-review", "x")
+
+
+@pytest.mark.parametrize("body", ["<html>gateway</html>", "", "{not json"])
+async def test_create_malformed_answer(client, mock, body):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.post(CREATE).mock(return_value=httpx.Response(200, text=body))
+    with pytest.raises(ProtocolError):
+        await client.create_execution("code-review", "x")
+
+
+async def test_create_answer_without_id(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.post(CREATE).mock(return_value=httpx.Response(200, content=b"null"))
+    with pytest.raises(ProtocolError, match="without an execution id"):
+        await client.create_execution("code-review", "x")
+
+
+async def test_create_accepts_object_with_execution_id(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.post(CREATE).mock(return_value=httpx.Response(200, json={"execution_id": EXEC_ID}))
+    assert await client.create_execution("code-review", "x") == EXEC_ID
+
+
+# -- callback and watch ----------------------------------------------------------------------
+
+
+async def test_watch_to_completed_yields_changes_only(client, mock, fake_time):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    step_pending = [{"step_name": "analyze", "execution_order": 1, "type": "LLM", "step_result": None}]
+    step_done = [{"step_name": "analyze", "execution_order": 1, "type": "LLM", "step_result": {"answer": "ok", "sources": [{"title": "Docs", "url": "https://d"}]}}]
+    route = mock.get(CALLBACK).mock(
+        side_effect=[
+            callback("CREATED", 0.0),
+            callback("RUNNING", 0.3, steps=step_pending),
+            callback("RUNNING", 0.3, steps=step_pending),  # unchanged: not yielded
+            callback("RUNNING", 0.8, steps=step_done),
+            callback("COMPLETED", 1.0, result="## Review\nfine", steps=step_done),
+        ]
+    )
+    snapshots = [e async for e in client.watch(EXEC_ID)]
+    assert [s.status for s in snapshots] == ["CREATED", "RUNNING", "RUNNING", "COMPLETED"]
+    assert snapshots[-1].result_text() == "## Review\nfine"
+    assert snapshots[-1].steps[0].sources[0].title == "Docs"
+    assert route.call_count == 5
+    assert fake_time.sleeps[0] == 0.5  # first poll within half a second
+
+
+async def test_watch_stops_on_failure_with_server_message(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.get(CALLBACK).mock(
+        side_effect=[callback("RUNNING", 0.5), callback("FAILURE", 0.6, error="LLM step crashed")]
+    )
+    snapshots = [e async for e in client.watch(EXEC_ID)]
+    assert snapshots[-1].failed and snapshots[-1].error == "LLM step crashed"
+    assert route.call_count == 2  # no polling after FAILURE
+
+
+async def test_watch_treats_error_status_as_final(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.get(CALLBACK).mock(side_effect=[callback("ERROR", None)])
+    snapshots = [e async for e in client.watch(EXEC_ID)]
+    assert snapshots[-1].is_final and snapshots[-1].failed
+
+
+async def test_unexpected_status_is_shown_and_polling_continues(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.get(CALLBACK).mock(side_effect=[callback("QUEUED", 0.0), callback("COMPLETED", 1.0, result="done")])
+    snapshots = [e async for e in client.watch(EXEC_ID)]
+    assert [s.status for s in snapshots] == ["QUEUED", "COMPLETED"]
+    assert not snapshots[0].is_final
+
+
+async def test_watch_retries_5xx_then_succeeds(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.get(CALLBACK).mock(
+        side_effect=[httpx.Response(503, text="<html>503</html>"), httpx.Response(502), callback("COMPLETED", 1.0, result="r")]
+    )
+    notices = []
+    snapshots = [e async for e in client.watch(EXEC_ID, on_retry=notices.append)]
+    assert snapshots[-1].succeeded
+    assert [n.reason for n in notices] == ["server_error", "server_error"]
+
+
+async def test_watch_5xx_beyond_cap_is_a_server_error(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.get(CALLBACK).mock(return_value=httpx.Response(500, text="<html>oops</html>"))
+    with pytest.raises(ServerError, match="HTTP 500"):
+        [e async for e in client.watch(EXEC_ID)]
+    assert route.call_count == 4
+
+
+async def test_poll_read_timeout_is_retried(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.get(CALLBACK).mock(side_effect=[httpx.ReadTimeout("slow"), callback("COMPLETED", 1.0, result="r")])
+    snapshots = [e async for e in client.watch(EXEC_ID)]
+    assert snapshots[-1].succeeded
+
+
+async def test_callback_malformed_json_is_a_protocol_error(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.get(CALLBACK).mock(return_value=httpx.Response(200, text="<html>not json", headers={"content-type": "text/html"}))
+    with pytest.raises(ProtocolError, match="text/html"):
+        await client.get_execution(EXEC_ID)
+
+
+async def test_callback_json_not_an_object(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.get(CALLBACK).mock(return_value=httpx.Response(200, json=[1, 2]))
+    with pytest.raises(ProtocolError, match="JSON object"):
+        await client.get_execution(EXEC_ID)
+
+
+async def test_callback_with_odd_fields_parses(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.get(CALLBACK).mock(
+        return_value=httpx.Response(200, json={"progress": None, "steps": "nope", "result": {"a": 1}, "conversation_id": 5})
+    )
+    execution = await client.get_execution(EXEC_ID)
+    assert execution.status == "UNKNOWN" and execution.steps == () and execution.conversation_id == "5"
+    assert execution.result_text().startswith("```json")
+
+
+async def test_watch_overall_timeout(client, mock, fake_time):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.get(CALLBACK).mock(return_value=callback("RUNNING", 0.01))
+    with pytest.raises(ExecutionTimeout, match="did not finish within 120 s"):
+        [e async for e in client.watch(EXEC_ID)]
+    assert fake_time.now - 1000.0 <= 120
+
+
+async def test_401_mid_watch_refreshes_transparently(client, mock):
+    token = mock.post(TOKEN_URL).mock(side_effect=[token_answer("t1"), token_answer("t2")])
+    mock.get(CALLBACK).mock(
+        side_effect=[callback("RUNNING", 0.5), httpx.Response(401), callback("COMPLETED", 1.0, result="r")]
+    )
+    snapshots = [e async for e in client.watch(EXEC_ID)]
+    assert snapshots[-1].succeeded and token.call_count == 2
+
+
+# -- policies ----------------------------------------------------------------------------
+
+
+def test_poll_policy_backs_off_to_the_cap():
+    policy = PollPolicy(initial=0.5, factor=2.0, max_interval=3.0)
+    assert [policy.next_delay(i, 100.0, None) for i in range(4)] == [1.0, 2.0, 3.0, 3.0]
+
+
+def test_poll_policy_pulls_in_next_poll_to_estimated_end():
+    policy = PollPolicy(initial=0.5, factor=2.0, max_interval=5.0)
+    # 1 s elapsed at 80%: about 0.25 s left, sooner than the 4 s backoff
+    assert policy.next_delay(3, 1.0, 0.8) == pytest.approx(0.25)
+    assert policy.next_delay(3, 1.0, 0.99) == policy.min_interval
+
+
+@pytest.mark.parametrize(
+    "value, expected", [("5", 5.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), (None, None), ("nan", None)]
+)
+def test_parse_retry_after(value, expected):
+    assert parse_retry_after(value) == expected
+
+
+def test_parse_retry_after_http_date():
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 11, 20, 12, 0, 0, tzinfo=timezone.utc)
+    assert parse_retry_after("Fri, 20 Nov 2026 12:00:30 GMT", now=now) == 30.0
+
+
+def test_retry_delay_is_capped_with_jitter():
+    import random
+
+    policy = RetryPolicy(base=0.5, cap=8.0, rng=random.Random(1))
+    delays = [policy.delay(n) for n in range(1, 10)]
+    assert all(0 < d <= 8.0 for d in delays)
+    assert delays[-1] >= 4.0
