@@ -1,0 +1,250 @@
+"""Conversation service: the one path from a prompt to a persisted answer.
+
+Used by the TUI and the headless CLI alike. Persistence order (nothing lost):
+the turn is saved before create-execution is sent, the execution id as soon as it is
+known, the conversation id from the first callback, and the result when it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .api import (
+    Execution,
+    NotFoundError,
+    ProtocolError,
+    RetryNotice,
+    StackSpotClient,
+    StackSpotError,
+    Step,
+)
+from .store import HistoryStore
+from .store.models import CANCELLED, LOCAL_ERROR, Conversation, StepSummary, Turn, now_iso
+
+# After these errors the execution cannot be watched again: the turn ends as ERROR.
+# Other errors (network, 5xx, rate limit, auth, timeout) leave it re-attachable.
+_FATAL_WATCH_ERRORS = (NotFoundError, ProtocolError)
+
+
+@dataclass(frozen=True)
+class TurnSaved:
+    """The prompt is on disk; nothing has been sent yet."""
+
+    conversation: Conversation
+    turn: Turn
+
+
+@dataclass(frozen=True)
+class ExecutionStarted:
+    turn: Turn
+    execution_id: str
+    reattached: bool = False
+
+
+@dataclass(frozen=True)
+class Progressed:
+    """A callback snapshot that differs from the previous one."""
+
+    turn: Turn
+    execution: Execution
+    status_changed: bool
+    new_steps: tuple[Step, ...]
+    finished_steps: tuple[tuple[Step, float | None], ...]  # step, seconds we saw it run
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class Retrying:
+    turn: Turn
+    notice: RetryNotice
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class TurnFinished:
+    """The turn stopped: COMPLETED, FAILURE, ERROR, CANCELLED, or interrupted (re-attachable)."""
+
+    conversation: Conversation
+    turn: Turn
+    elapsed: float
+
+    @property
+    def interrupted(self) -> bool:
+        return self.turn.needs_reattach
+
+
+Event = TurnSaved | ExecutionStarted | Progressed | Retrying | TurnFinished
+EventCallback = Callable[[Event], None]
+
+
+@dataclass
+class _StepClock:
+    """When each step was first seen and seen done, to report how long it ran."""
+
+    started: dict[tuple[int, str], float] = field(default_factory=dict)
+    done: set[tuple[int, str]] = field(default_factory=set)
+
+    def diff(self, steps: tuple[Step, ...], now: float) -> tuple[tuple[Step, ...], tuple[tuple[Step, float | None], ...]]:
+        new, finished = [], []
+        for index, step in enumerate(steps):
+            key = (index, step.name)
+            if key not in self.started:
+                self.started[key] = now
+                new.append(step)
+                first_seen_done = True
+            else:
+                first_seen_done = False
+            if step.done and key not in self.done:
+                self.done.add(key)
+                finished.append((step, None if first_seen_done else now - self.started[key]))
+        return tuple(new), tuple(finished)
+
+
+def _step_summaries(steps: tuple[Step, ...]) -> list[StepSummary]:
+    return [
+        StepSummary(name=s.name, order=s.order, type=s.type, done=s.done, sources=[src.label() for src in s.sources])
+        for s in steps
+    ]
+
+
+class ConversationService:
+    def __init__(self, client: StackSpotClient, store: HistoryStore, *, clock: Callable[[], float] = time.monotonic):
+        self.client = client
+        self.store = store
+        self._clock = clock
+
+    # -- conversations --------------------------------------------------------------------
+
+    def new_conversation(self, slug: str, title: str = "") -> Conversation:
+        return self.store.create_conversation(slug, title)
+
+    def latest_or_new(self, slug: str) -> Conversation:
+        return self.store.latest_conversation(slug) or self.store.create_conversation(slug)
+
+    # -- turns ----------------------------------------------------------------------------
+
+    async def send(
+        self,
+        conversation_id: str,
+        prompt: str,
+        *,
+        input_data: str | dict | None = None,
+        slug: str | None = None,
+        on_event: EventCallback | None = None,
+    ) -> Turn:
+        """Run one turn to its end and return it as stored.
+
+        Never raises StackSpot errors: they end the turn (``turn.error``). Cancelling the
+        task marks the turn CANCELLED and re-raises CancelledError.
+        """
+        emit = on_event or (lambda event: None)
+        conversation = self.store.get_conversation(conversation_id)
+        payload = prompt if input_data is None else input_data
+        turn = self.store.add_turn(conversation.id, prompt, payload)
+        conversation = self.store.get_conversation(conversation.id)
+        emit(TurnSaved(conversation, turn))
+        started = self._clock()
+        try:
+            execution_id = await self.client.create_execution(
+                slug or conversation.slug,
+                payload,
+                conversation.conversation_id,
+                on_retry=self._retry_reporter(lambda: turn, started, emit),
+            )
+        except StackSpotError as exc:
+            turn = self._end(turn, status=LOCAL_ERROR, error=str(exc), error_kind=exc.kind)
+            return self._finish(turn, started, emit)
+        except asyncio.CancelledError:
+            # The request may have reached StackSpot, but without an id we can never watch it.
+            turn = self._end(turn, status=CANCELLED, error="cancelled before StackSpot answered")
+            self._finish(turn, started, emit)
+            raise
+        turn = self.store.update_turn(
+            turn.conversation, turn.seq,
+            execution_id=execution_id, status="CREATED", sent_at=now_iso(),
+            conversation_id=conversation.conversation_id,
+        )
+        emit(ExecutionStarted(turn, execution_id))
+        return await self._follow(turn, started, emit)
+
+    async def reattach(self, conversation_id: str, seq: int, *, on_event: EventCallback | None = None) -> Turn:
+        """Poll a turn that was created but never seen finished. Nothing is re-sent."""
+        emit = on_event or (lambda event: None)
+        turn = self.store.get_turn(conversation_id, seq)
+        if not turn.needs_reattach:
+            return turn
+        emit(ExecutionStarted(turn, turn.execution_id, reattached=True))
+        return await self._follow(turn, self._clock(), emit)
+
+    async def reattach_all(self, *, on_event: EventCallback | None = None) -> list[Turn]:
+        turns = []
+        for conversation, turn in self.store.pending_turns():
+            turns.append(await self.reattach(conversation.id, turn.seq, on_event=on_event))
+        return turns
+
+    # -- internals ------------------------------------------------------------------------
+
+    async def _follow(self, turn: Turn, started: float, emit: EventCallback) -> Turn:
+        steps = _StepClock()
+        previous_status = turn.status
+        last: Execution | None = None
+        try:
+            async for execution in self.client.watch(
+                turn.execution_id,
+                on_retry=self._retry_reporter(lambda: turn, started, emit),
+                started_at=started,
+            ):
+                last = execution
+                turn = self._record_progress(turn, execution)
+                new, finished = steps.diff(execution.steps, self._clock())
+                emit(Progressed(turn, execution, execution.status != previous_status, new, finished,
+                                self._clock() - started))
+                previous_status = execution.status
+        except _FATAL_WATCH_ERRORS as exc:
+            turn = self._end(turn, status=LOCAL_ERROR, error=str(exc), error_kind=exc.kind)
+            return self._finish(turn, started, emit)
+        except StackSpotError as exc:
+            # Still running on StackSpot as far as we know: keep it re-attachable.
+            turn = self.store.update_turn(turn.conversation, turn.seq, error=str(exc), error_kind=exc.kind)
+            return self._finish(turn, started, emit)
+        except asyncio.CancelledError:
+            turn = self._end(turn, status=CANCELLED, error="cancelled; the execution may still run on StackSpot")
+            self._finish(turn, started, emit)
+            raise
+        assert last is not None and last.is_final
+        if last.succeeded:
+            turn = self._end(turn, status=last.status, result=last.result, percentage=1.0, duration=last.progress.duration)
+        else:
+            message = last.error or "the execution failed on StackSpot (no message given)"
+            turn = self._end(turn, status=last.status, result=last.result, error=message,
+                             error_kind="failure", duration=last.progress.duration)
+        return self._finish(turn, started, emit)
+
+    def _record_progress(self, turn: Turn, execution: Execution) -> Turn:
+        conversation = self.store.get_conversation(turn.conversation)
+        if execution.conversation_id and conversation.conversation_id != execution.conversation_id:
+            # The first callback of a new conversation tells us its id: keep it for follow-ups.
+            self.store.update_conversation(conversation.id, conversation_id=execution.conversation_id)
+        fields: dict[str, Any] = {"percentage": execution.progress.percentage, "steps": _step_summaries(execution.steps)}
+        if not execution.is_final:
+            fields["status"] = execution.status
+        if execution.conversation_id and turn.conversation_id != execution.conversation_id:
+            fields["conversation_id"] = execution.conversation_id
+        return self.store.update_turn(turn.conversation, turn.seq, error=None, error_kind=None, **fields)
+
+    def _end(self, turn: Turn, **fields: Any) -> Turn:
+        return self.store.update_turn(turn.conversation, turn.seq, finished_at=now_iso(), **fields)
+
+    def _finish(self, turn: Turn, started: float, emit: EventCallback) -> Turn:
+        conversation = self.store.get_conversation(turn.conversation)
+        emit(TurnFinished(conversation, turn, self._clock() - started))
+        return turn
+
+    def _retry_reporter(self, current_turn: Callable[[], Turn], started: float, emit: EventCallback):
+        def report(notice: RetryNotice) -> None:
+            emit(Retrying(current_turn(), notice, self._clock() - started))
+
+        return report

@@ -1,0 +1,208 @@
+"""Transcripts out and back in: Markdown, JSON (round-trips), self-contained HTML, plain text.
+
+Exports hold only what the history holds; credentials are never in the history, so they
+can never reach an export.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any, Iterable
+
+from .api.models import result_to_text
+from .store.models import Conversation, Turn
+
+FORMAT_NAME = "stackspot-tui.conversation"
+FORMAT_VERSION = 1
+FORMATS = ("md", "json", "html", "txt")
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class ExportFormatError(ValueError):
+    """The file is not an export this version can read."""
+
+
+def _clean(text: str) -> str:
+    """Terminal escapes and other control characters have no place in a transcript."""
+    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
+
+
+def _fence(text: str, info: str = "") -> str:
+    longest = max((len(m) for m in re.findall(r"`{3,}", text)), default=2)
+    fence = "`" * (longest + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
+def _turn_facts(turn: Turn) -> list[str]:
+    facts = [f"status {turn.status}"]
+    if turn.execution_id:
+        facts.append(f"execution {turn.execution_id}")
+    if turn.duration is not None:
+        facts.append(f"{turn.duration:g} s")
+    facts.append(f"asked {turn.created_at}")
+    if turn.finished_at:
+        facts.append(f"finished {turn.finished_at}")
+    return facts
+
+
+def _sources(turn: Turn) -> list[str]:
+    return [source for step in turn.steps for source in step.sources]
+
+
+def _steps_line(turn: Turn) -> str:
+    return ", ".join(f"{s.name}" + (f" ({s.type})" if s.type else "") for s in turn.steps)
+
+
+def _header_facts(conversation: Conversation) -> list[tuple[str, str]]:
+    return [
+        ("Quick command", conversation.slug),
+        ("StackSpot conversation", conversation.conversation_id or "(none yet)"),
+        ("Local id", conversation.id),
+        ("Created", conversation.created_at),
+        ("Updated", conversation.updated_at),
+    ]
+
+
+def _answer(turn: Turn) -> str:
+    return _clean(result_to_text(turn.result))
+
+
+# -- Markdown -------------------------------------------------------------------------------
+
+
+def to_markdown(conversation: Conversation, turns: Iterable[Turn]) -> str:
+    out = [f"# {_clean(conversation.title) or 'Conversation'}", ""]
+    out += [f"- **{name}:** `{value}`" for name, value in _header_facts(conversation)]
+    for turn in turns:
+        out += ["", f"## Turn {turn.seq + 1}", "", f"_{' · '.join(_turn_facts(turn))}_", ""]
+        out += ["**Prompt**", "", _fence(_clean(turn.prompt)), ""]
+        if turn.steps:
+            out += [f"**Steps:** {_clean(_steps_line(turn))}", ""]
+        if turn.result is not None:
+            out += ["**Answer**", "", _answer(turn), ""]
+        if turn.error:
+            out += [f"**Error:** {_clean(turn.error)}", ""]
+        sources = _sources(turn)
+        if sources:
+            out += ["**Sources**", ""] + [f"- {_clean(s)}" for s in sources] + [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+# -- plain text -------------------------------------------------------------------------------
+
+
+def to_text(conversation: Conversation, turns: Iterable[Turn]) -> str:
+    title = _clean(conversation.title) or "Conversation"
+    out = [title, "=" * len(title)]
+    out += [f"{name}: {value}" for name, value in _header_facts(conversation)]
+    for turn in turns:
+        heading = f"Turn {turn.seq + 1} ({', '.join(_turn_facts(turn))})"
+        out += ["", heading, "-" * len(heading), "You:", _clean(turn.prompt), ""]
+        if turn.steps:
+            out.append(f"Steps: {_clean(_steps_line(turn))}")
+        if turn.result is not None:
+            out += ["StackSpot:", _answer(turn)]
+        if turn.error:
+            out.append(f"Error: {_clean(turn.error)}")
+        for source in _sources(turn):
+            out.append(f"Source: {_clean(source)}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+
+def to_document(conversation: Conversation, turns: Iterable[Turn]) -> dict[str, Any]:
+    meta = conversation.to_dict()
+    meta.pop("pending", None)  # derived from the turns
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "conversation": meta,
+        "turns": [turn.to_dict() for turn in turns],
+    }
+
+
+def to_json(conversation: Conversation, turns: Iterable[Turn]) -> str:
+    return json.dumps(to_document(conversation, turns), ensure_ascii=False, indent=2) + "\n"
+
+
+def from_document(document: Any) -> tuple[Conversation, list[Turn]]:
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ExportFormatError("not a stackspot-tui conversation export (missing \"format\")")
+    version = document.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ExportFormatError(f"export format version {version!r} is newer than this stackspot-tui reads ({FORMAT_VERSION})")
+    meta, turns = document.get("conversation"), document.get("turns")
+    if not isinstance(meta, dict) or not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+        raise ExportFormatError("export has no conversation object or turns list")
+    try:
+        conversation = Conversation.from_dict(meta)
+        parsed = [Turn.from_dict({**t, "conversation": conversation.id}) for t in turns]
+    except TypeError as exc:
+        raise ExportFormatError(f"export is missing fields: {exc}") from None
+    if not isinstance(conversation.slug, str) or not all(isinstance(t.prompt, str) for t in parsed):
+        raise ExportFormatError("export has fields of the wrong type")
+    return conversation, parsed
+
+
+# -- HTML -------------------------------------------------------------------------------------
+
+_CSS = """
+body{font:15px/1.55 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#1f2328;background:#fff}
+h1{font-size:1.6rem;margin-bottom:.3rem}dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;color:#57606a;font-size:.9rem}
+dl.facts dt{font-weight:600}dl.facts dd{margin:0;font-family:ui-monospace,monospace}
+section.turn{border-top:1px solid #d0d7de;margin-top:1.5rem;padding-top:.5rem}
+.meta{color:#57606a;font-size:.85rem}.prompt{background:#f6f8fa;border-left:4px solid #0969da;padding:.5rem 1rem;white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:.9rem}
+.answer{padding:.2rem 0}.error{color:#cf222e;font-weight:600}
+pre{background:#f6f8fa;padding:.8rem;overflow:auto;border-radius:6px}code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em}
+.status-COMPLETED{color:#1a7f37}.status-FAILURE,.status-ERROR{color:#cf222e}
+@media (prefers-color-scheme:dark){body{background:#0d1117;color:#e6edf3}pre,.prompt{background:#161b22}}
+"""
+
+
+def _markdown_html(text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    # html=False: raw HTML in an answer is shown as text, never run.
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+
+
+def to_html(conversation: Conversation, turns: Iterable[Turn]) -> str:
+    e = html.escape
+    title = e(_clean(conversation.title) or "Conversation")
+    facts = "".join(f"<dt>{e(n)}</dt><dd>{e(v)}</dd>" for n, v in _header_facts(conversation))
+    sections = []
+    for turn in turns:
+        parts = [
+            f'<h2>Turn {turn.seq + 1} <span class="status-{e(turn.status)}">{e(turn.status)}</span></h2>',
+            f'<p class="meta">{e(" · ".join(_turn_facts(turn)))}</p>',
+            f'<div class="prompt">{e(_clean(turn.prompt))}</div>',
+        ]
+        if turn.steps:
+            parts.append(f'<p class="meta">Steps: {e(_clean(_steps_line(turn)))}</p>')
+        if turn.result is not None:
+            parts.append(f'<div class="answer">{_markdown_html(_answer(turn))}</div>')
+        if turn.error:
+            parts.append(f'<p class="error">{e(_clean(turn.error))}</p>')
+        sources = _sources(turn)
+        if sources:
+            parts.append("<p>Sources</p><ul>" + "".join(f"<li>{e(_clean(s))}</li>" for s in sources) + "</ul>")
+        sections.append('<section class="turn">' + "".join(parts) + "</section>")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        f"<title>{title}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{title}</h1><dl class=\"facts\">{facts}</dl>{''.join(sections)}</body></html>\n"
+    )
+
+
+RENDERERS = {"md": to_markdown, "json": to_json, "html": to_html, "txt": to_text}
+
+
+def render(fmt: str, conversation: Conversation, turns: Iterable[Turn]) -> str:
+    return RENDERERS[fmt](conversation, list(turns))

@@ -1,0 +1,19 @@
+"""Conversation history on TinyDB. No UI or HTTP imports."""
+
+from .errors import (
+    AmbiguousConversationError,
+    HistoryCorruptError,
+    HistoryError,
+    HistoryLockTimeout,
+    HistoryVersionError,
+    UnknownConversationError,
+    UnknownTurnError,
+)
+from .history import PAGE_SIZE, SCHEMA_VERSION, HistoryStore, SearchHit
+from .models import Conversation, StepSummary, Turn
+
+__all__ = [
+    "AmbiguousConversationError", "Conversation", "HistoryCorruptError", "HistoryError", "HistoryLockTimeout",
+    "HistoryStore", "HistoryVersionError", "PAGE_SIZE", "SCHEMA_VERSION", "SearchHit", "StepSummary", "Turn",
+    "UnknownConversationError", "UnknownTurnError",
+]

@@ -1,0 +1,91 @@
+"""What the history holds: conversations and their turns (plain data, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+# Local turn statuses, on top of the server's CREATED/RUNNING/COMPLETED/FAILURE/ERROR.
+PENDING = "PENDING"  # saved, create-execution not answered yet
+CANCELLED = "CANCELLED"  # the user stopped watching; the server may still run it
+TIMEOUT = "TIMEOUT"  # we stopped watching after the configured timeout
+LOCAL_ERROR = "ERROR"  # could not create or watch (network, auth, 4xx...), see ``error``
+
+FINAL_TURN_STATUSES = frozenset({"COMPLETED", "FAILURE", "ERROR", CANCELLED, TIMEOUT})
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class StepSummary:
+    name: str
+    order: int | None = None
+    type: str | None = None
+    done: bool = False
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Turn:
+    conversation: str  # local conversation id
+    seq: int  # 0-based position in the conversation, never reused
+    prompt: str
+    input_data: Any  # what was sent: the prompt text, or a JSON object
+    status: str = PENDING
+    execution_id: str | None = None
+    conversation_id: str | None = None  # StackSpot conversation id the turn ran in
+    percentage: float | None = None
+    steps: list[StepSummary] = field(default_factory=list)
+    result: Any = None  # raw server result (Markdown string, or JSON value)
+    error: str | None = None
+    error_kind: str | None = None
+    created_at: str = field(default_factory=now_iso)
+    sent_at: str | None = None
+    finished_at: str | None = None
+    duration: float | None = None  # server-reported seconds
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_TURN_STATUSES
+
+    @property
+    def needs_reattach(self) -> bool:
+        """Created on the server but never seen finished: poll it again on resume."""
+        return bool(self.execution_id) and not self.is_final
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Turn":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["steps"] = [
+            StepSummary(**{k: v for k, v in s.items() if k in StepSummary.__dataclass_fields__})
+            for s in known.get("steps") or []
+            if isinstance(s, dict)
+        ]
+        return cls(**known)
+
+
+@dataclass
+class Conversation:
+    id: str  # local id (short, unique, typed on the CLI)
+    slug: str  # quick command
+    title: str = ""
+    conversation_id: str | None = None  # StackSpot's id, reused on every later turn
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    turn_count: int = 0  # turns present (deleted ones not counted)
+    next_seq: int = 0  # seq of the next turn: seqs are never reused
+    archived: bool = False
+    pending: list[int] = field(default_factory=list)  # seqs that need re-attach
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Conversation":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

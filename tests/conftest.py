@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+
+class FakeTime:
+    """A monotonic clock that only moves when code sleeps: no real waiting in unit tests."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)  # still a suspension point, so other tasks (and cancels) get in
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+# -- an engine wired to the in-process simulator, on fake time ---------------------------------
+
+SIM_URL = "https://sim.test"
+SIM_TOKEN_URL = f"{SIM_URL}/stackspot-freemium/oidc/oauth/token"
+
+
+def make_client(simulator, fake: FakeTime, **kwargs):
+    from stackspot_tui.api import PollPolicy, RetryPolicy, StackSpotClient
+
+    return StackSpotClient(
+        client_id="demo-client",
+        client_secret="demo-secret",
+        token_url=SIM_TOKEN_URL,
+        api_url=SIM_URL,
+        transport=simulator.transport(),
+        retry=kwargs.pop("retry", RetryPolicy(max_retries=3)),
+        poll=kwargs.pop("poll", PollPolicy()),
+        sleep=fake.sleep,
+        clock=fake.clock,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def simulator(fake_time):
+    from stackspot_tui.sim import Simulator
+
+    return Simulator(duration=3.0, clock=fake_time.clock)
+
+
+@pytest.fixture
+def store(tmp_path):
+    from stackspot_tui.store import HistoryStore
+
+    return HistoryStore(tmp_path / "history")
+
+
+@pytest.fixture
+async def service(simulator, store, fake_time):
+    from stackspot_tui.engine import ConversationService
+
+    client = make_client(simulator, fake_time)
+    yield ConversationService(client, store, clock=fake_time.clock)
+    await client.aclose()

@@ -1,0 +1,149 @@
+"""The conversation service: persistence order, conversation ids, failures, cancel, re-attach."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from stackspot_tui.api import NetworkError
+from stackspot_tui.engine import ConversationService, ExecutionStarted, Progressed, Retrying, TurnFinished, TurnSaved
+
+
+def creates(simulator):
+    return [r for r in simulator.requests if "create-execution" in r["path"]]
+
+
+async def test_two_turns_share_the_conversation_id(service, simulator, store):
+    conversation = service.new_conversation("code-review")
+    first = await service.send(conversation.id, "def add(a, b): return a + b")
+    second = await service.send(conversation.id, "and now with type hints?")
+    assert first.status == second.status == "COMPLETED"
+    stored = store.get_conversation(conversation.id)
+    assert stored.conversation_id and first.conversation_id == stored.conversation_id
+    calls = creates(simulator)
+    assert "conversation_id" not in calls[0]["query"]
+    assert calls[1]["query"]["conversation_id"] == stored.conversation_id
+    # the simulator remembers the first turn: its second answer quotes it
+    assert "def add(a, b)" in second.result
+    assert [t.status for t in store.turns(conversation.id)] == ["COMPLETED", "COMPLETED"]
+
+
+async def test_events_arrive_in_order_with_steps(service):
+    conversation = service.new_conversation("code-review")
+    events = []
+    turn = await service.send(conversation.id, "x = 1", on_event=events.append)
+    kinds = [type(e) for e in events]
+    assert kinds[0] is TurnSaved and kinds[1] is ExecutionStarted and kinds[-1] is TurnFinished
+    progressed = [e for e in events if isinstance(e, Progressed)]
+    assert progressed and progressed[-1].execution.status == "COMPLETED"
+    assert sum(len(e.new_steps) for e in progressed) >= 2
+    assert all(e.elapsed >= 0 for e in progressed)
+    assert events[-1].turn == turn and not events[-1].interrupted
+    assert turn.steps and all(s.done for s in turn.steps)
+
+
+class SpyClient:
+    """Checks what is on disk at the moment each request would go out."""
+
+    def __init__(self, store, inner):
+        self.store, self.inner, self.seen = store, inner, []
+
+    async def create_execution(self, slug, input_data, conversation_id=None, **kw):
+        turn = self.store.turns(self.conversation)[-1]
+        self.seen.append(("create", turn.status, turn.prompt, turn.execution_id))
+        return await self.inner.create_execution(slug, input_data, conversation_id, **kw)
+
+    async def watch(self, execution_id, **kw):
+        turn = self.store.turns(self.conversation)[-1]
+        self.seen.append(("watch", turn.status, turn.prompt, turn.execution_id))
+        async for execution in self.inner.watch(execution_id, **kw):
+            yield execution
+
+
+async def test_prompt_saved_before_send_and_execution_id_before_polling(service, store, fake_time):
+    conversation = service.new_conversation("echo")
+    spy = SpyClient(store, service.client)
+    spy.conversation = conversation.id
+    spied = ConversationService(spy, store, clock=fake_time.clock)
+    turn = await spied.send(conversation.id, "keep me")
+    assert spy.seen[0] == ("create", "PENDING", "keep me", None)
+    assert spy.seen[1] == ("watch", "CREATED", "keep me", turn.execution_id)
+    assert turn.result == "keep me"
+
+
+async def test_failure_is_final_with_the_server_message(service, store, simulator):
+    conversation = service.new_conversation("sim-failure")
+    events = []
+    turn = await service.send(conversation.id, "please fail", on_event=events.append)
+    assert turn.status == "FAILURE" and "Simulated failure" in turn.error
+    assert not turn.needs_reattach and store.pending_turns() == []
+    polls = [r for r in simulator.requests if "callback" in r["path"]]
+    assert len(polls) < 20  # stopped at FAILURE, no endless loop
+
+
+async def test_unknown_slug_ends_the_turn_with_a_clear_error(service):
+    conversation = service.new_conversation("no-such-command")
+    turn = await service.send(conversation.id, "hi")
+    assert turn.status == "ERROR" and turn.error_kind == "not_found"
+    assert "no-such-command" in turn.error and turn.execution_id is None
+
+
+async def test_dict_input_is_sent_as_object(service, simulator):
+    conversation = service.new_conversation("echo")
+    turn = await service.send(conversation.id, '{"a": 1}', input_data={"a": 1})
+    assert turn.input_data == {"a": 1} and turn.status == "COMPLETED"
+
+
+async def test_rate_limit_is_waited_and_reported(service):
+    conversation = service.new_conversation("sim-rate-limit")
+    events = []
+    turn = await service.send(conversation.id, "hi", on_event=events.append)
+    retries = [e for e in events if isinstance(e, Retrying)]
+    assert turn.status == "COMPLETED"
+    assert retries and retries[0].notice.reason == "rate_limited" and retries[0].notice.delay == 1.0
+
+
+async def test_cancel_while_polling_marks_the_turn_cancelled(service, store):
+    conversation = service.new_conversation("sim-slow")
+    started = asyncio.Event()
+
+    def on_event(event):
+        if isinstance(event, Progressed):
+            started.set()
+
+    task = asyncio.create_task(service.send(conversation.id, "long one", on_event=on_event))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    turn = store.turns(conversation.id)[-1]
+    assert turn.status == "CANCELLED" and turn.execution_id and not turn.needs_reattach
+
+
+class FlakyWatch:
+    """create works; watching fails with a network error."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def create_execution(self, *args, **kw):
+        return await self.inner.create_execution(*args, **kw)
+
+    async def watch(self, execution_id, **kw):
+        raise NetworkError("cannot reach StackSpot at https://sim.test: connection refused")
+        yield  # pragma: no cover
+
+
+async def test_network_loss_while_watching_keeps_the_turn_and_reattach_completes_it(service, store, simulator, fake_time):
+    conversation = service.new_conversation("code-review")
+    flaky = ConversationService(FlakyWatch(service.client), store, clock=fake_time.clock)
+    turn = await flaky.send(conversation.id, "survive this")
+    assert turn.needs_reattach and turn.error_kind == "network"
+    assert [t.seq for _, t in store.pending_turns()] == [turn.seq]
+    creates_before = len(creates(simulator))
+    done = await service.reattach_all()
+    assert [t.status for t in done] == ["COMPLETED"]
+    assert len(creates(simulator)) == creates_before  # nothing re-sent
+    assert store.pending_turns() == []
+    assert store.get_turn(conversation.id, turn.seq).result

@@ -1,0 +1,165 @@
+"""CLI history commands: conversations, show, search, export, import, rename, archive, delete, resume."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+
+from stackspot_tui.cli import main
+from stackspot_tui.store import HistoryStore
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("STACKSPOT"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("STACKSPOT_TUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("STACKSPOT_TUI_CONFIG", str(tmp_path / "none.toml"))
+    return tmp_path
+
+
+@pytest.fixture
+def store(env):
+    store = HistoryStore(env / "data" / "history")
+    first = store.create_conversation("code-review")
+    turn = store.add_turn(first.id, "review the parser", "review the parser")
+    store.update_turn(first.id, turn.seq, status="COMPLETED", execution_id="01EXECA",
+                      result="The tokenizer mishandles UNICODE escapes.")
+    store.update_conversation(first.id, conversation_id="01CONVA")
+    second = store.create_conversation("explain-code")
+    turn = store.add_turn(second.id, "explain decorators", "explain decorators")
+    store.update_turn(second.id, turn.seq, status="COMPLETED", execution_id="01EXECB", result={"answer": "wrappers"})
+    store.first, store.second = first.id, second.id
+    return store
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_conversations_lists_newest_first(store):
+    code, out, _ = cli("conversations")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith(store.second) and lines[1].startswith(store.first)
+    assert "review the parser" in lines[1] and "1 turns" in lines[1]
+
+
+def test_conversations_json_and_archived(store):
+    assert cli("archive", store.first)[0] == 0
+    code, out, _ = cli("conversations", "--json")
+    assert [c["id"] for c in json.loads(out)] == [store.second]
+    code, out, _ = cli("conversations", "--archived", "--json")
+    assert [c["id"] for c in json.loads(out)] == [store.first]
+    assert cli("unarchive", store.first)[0] == 0
+    assert len(json.loads(cli("conversations", "--json")[1])) == 2
+
+
+def test_show_by_prefix(store):
+    code, out, _ = cli("show", store.first[:5])
+    assert code == 0 and "review the parser" in out and "UNICODE" in out and "01CONVA" in out
+
+
+def test_show_json_is_the_export_document(store):
+    code, out, _ = cli("show", store.first, "--json")
+    assert json.loads(out)["conversation"]["id"] == store.first
+
+
+def test_unknown_id_is_a_clear_error(store):
+    code, out, err = cli("show", "zzzzzz")
+    assert code == 1 and err.startswith("stackspot-tui: error:") and "zzzzzz" in err and "Traceback" not in err
+
+
+def test_search_finds_old_answers_case_insensitively(store):
+    code, out, _ = cli("search", "unicode")
+    assert code == 0 and store.first in out and "result" in out
+    code, out, _ = cli("search", "WRAPPERS", "--json")
+    assert json.loads(out)[0]["conversation"] == store.second
+    code, out, err = cli("search", "nothing-like-this")
+    assert code == 1 and "no match" in err
+
+
+@pytest.mark.parametrize("fmt", ["md", "json", "html", "txt"])
+def test_export_each_format_to_a_file(store, env, fmt):
+    target = env / f"out.{fmt}"
+    code, _, err = cli("export", store.first, "--format", fmt, "-o", str(target))
+    assert code == 0, err
+    assert "review the parser" in target.read_text()
+
+
+def test_export_refuses_to_overwrite_without_force(store, env):
+    target = env / "out.md"
+    target.write_text("keep me")
+    code, _, err = cli("export", store.first, "-o", str(target))
+    assert code == 1 and "--force" in err and target.read_text() == "keep me"
+    assert cli("export", store.first, "-o", str(target), "--force")[0] == 0
+    assert "review the parser" in target.read_text()
+
+
+def test_export_to_unwritable_path(store, env):
+    code, _, err = cli("export", store.first, "-o", str(env / "no" / "such" / "dir" / "x.md"))
+    assert code == 1 and "cannot write" in err
+
+
+def test_export_all_to_directory(store, env):
+    code, _, _ = cli("export", "--all", "--format", "json", "-o", str(env / "dump"))
+    assert code == 0 and sorted(p.stem for p in (env / "dump").iterdir()) == sorted([store.first, store.second])
+
+
+def test_export_import_export_round_trip(store, env, monkeypatch):
+    first = cli("export", store.first, "--format", "json")[1]
+    (env / "c.json").write_text(first)
+    monkeypatch.setenv("STACKSPOT_TUI_DATA_DIR", str(env / "elsewhere"))
+    code, out, _ = cli("import", str(env / "c.json"))
+    assert code == 0 and out.strip() == store.first
+    assert cli("export", store.first, "--format", "json")[1] == first
+
+
+def test_import_into_the_same_history_gets_a_new_id(store, env):
+    (env / "c.json").write_text(cli("export", store.first, "--format", "json")[1])
+    code, out, _ = cli("import", str(env / "c.json"))
+    assert code == 0 and out.strip() != store.first
+    assert len(json.loads(cli("conversations", "--json")[1])) == 3
+
+
+@pytest.mark.parametrize("content, words", [("{oops", "not a JSON file"), ('{"format": "x"}', "not a stackspot-tui")])
+def test_import_bad_files(store, env, content, words):
+    (env / "bad.json").write_text(content)
+    code, _, err = cli("import", str(env / "bad.json"))
+    assert code == 1 and words in err
+
+
+def test_import_missing_file(store, env):
+    code, _, err = cli("import", str(env / "missing.json"))
+    assert code == 1 and "cannot read" in err
+
+
+def test_rename_persists(store):
+    assert cli("rename", store.first, "Parser review")[0] == 0
+    assert HistoryStore(store.root).get_conversation(store.first).title == "Parser review"
+
+
+def test_delete_needs_yes_without_a_terminal(store, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, _, err = cli("delete", store.first)
+    assert code == 1 and "--yes" in err
+    assert cli("delete", store.first, "--yes")[0] == 0
+    assert store.first not in cli("conversations")[1]
+
+
+def test_delete_one_turn(store):
+    turn = store.add_turn(store.first, "second question", "second question")
+    assert cli("delete", store.first, "--turn", "1", "--yes")[0] == 0
+    assert [t.seq for t in HistoryStore(store.root).turns(store.first)] == [turn.seq]
+    code, _, err = cli("delete", store.first, "--turn", "9", "--yes")
+    assert code == 1 and "Traceback" not in err
+
+
+def test_resume_with_nothing_pending(store):
+    code, _, err = cli("resume")
+    assert code == 0 and "nothing to resume" in err
