@@ -1,0 +1,99 @@
+"""SIGKILL at random moments: the history stays valid and no completed turn is lost."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from stackspot_tui.sim import Simulator
+from stackspot_tui.sim.server import SimulatorServer
+from stackspot_tui.store import HistoryStore
+
+from helpers import SECRET, program
+
+pytestmark = pytest.mark.e2e
+
+
+def assert_all_files_valid(root: Path) -> None:
+    for path in root.rglob("*.json"):
+        json.loads(path.read_bytes())  # raises on a torn write
+
+
+APPENDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from stackspot_tui.store import HistoryStore
+    store = HistoryStore(Path(sys.argv[1]))
+    conversation = store.latest_conversation() or store.create_conversation("crash")
+    while True:
+        turn = store.add_turn(conversation.id, "p" * 2000, "x")
+        store.update_turn(conversation.id, turn.seq, status="COMPLETED", result="r" * 2000)
+        print(turn.seq, flush=True)
+    """
+)
+
+
+def test_sigkill_while_appending_keeps_every_completed_turn(tmp_path):
+    rng = random.Random(7)
+    reported: set[int] = set()
+    kills = 12
+    for _ in range(kills):
+        child = subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        reported.add(int(child.stdout.readline()))  # it is writing now
+        time.sleep(rng.uniform(0, 0.15))  # a random point inside the write loop
+        child.send_signal(signal.SIGKILL)
+        rest, _ = child.communicate()
+        reported.update(int(line) for line in rest.split())
+        assert_all_files_valid(tmp_path)
+    store = HistoryStore(tmp_path)
+    [conversation] = store.list_conversations()
+    done = {t.seq for t in store.turns(conversation.id) if t.status == "COMPLETED"}
+    assert reported <= done, f"lost completed turns: {sorted(reported - done)}"
+    print(f"{kills} kills, {len(reported)} completed turns reported, all present")
+
+
+def test_sigkill_of_run_at_random_points_then_resume(tmp_path):
+    simulator = Simulator(client_secret=SECRET, duration=0.4)
+    rng = random.Random(11)
+    with SimulatorServer(simulator) as server:
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "STACKSPOT_CLIENT_ID": "demo-client",
+            "STACKSPOT_CLIENT_SECRET": SECRET,
+            "STACKSPOT_API_URL": server.url,
+            "STACKSPOT_AUTH_URL": f"{server.url}/r/oidc/oauth/token",
+            "STACKSPOT_TUI_DATA_DIR": str(tmp_path),
+            "STACKSPOT_TUI_CONFIG": str(tmp_path / "none.toml"),
+        }
+        completed_before: set[tuple[str, int]] = set()
+        kills = 8
+        for n in range(kills):
+            child = subprocess.Popen([*program(), "run", "delay-800", "--continue", f"turn {n}"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.2, 1.6))  # start-up, create, polling or the final write
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            assert_all_files_valid(tmp_path)
+            store = HistoryStore(tmp_path / "history")
+            turns = [t for c in store.list_conversations() for t in store.turns(c.id)]
+            completed_now = {(t.conversation, t.seq) for t in turns if t.status == "COMPLETED"}
+            assert completed_before <= completed_now
+            completed_before = completed_now
+        creates = sum("create-execution" in r["path"] for r in simulator.requests)
+        resumed = subprocess.run([*program(), "resume"], env=env, capture_output=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stderr
+        assert sum("create-execution" in r["path"] for r in simulator.requests) == creates  # nothing re-sent
+    store = HistoryStore(tmp_path / "history")
+    turns = [t for c in store.list_conversations() for t in store.turns(c.id)]
+    assert len(turns) >= 1
+    assert all(t.status == "COMPLETED" for t in turns if t.execution_id)
+    assert store.pending_turns() == []
