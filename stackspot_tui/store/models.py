@@ -16,7 +16,7 @@ FINAL_TURN_STATUSES = frozenset({"COMPLETED", "FAILURE", "ERROR", CANCELLED, TIM
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass
