@@ -11,7 +11,7 @@ from .engine import Event, ExecutionStarted, Progressed, Retrying, TurnFinished,
 @dataclass(frozen=True)
 class ProgressLine:
     text: str
-    level: str = "info"  # info | step | warn | error | ok
+    level: str = "info"  # info | heading | step | warn | error | ok
 
 
 def seconds(value: float | None) -> str:
@@ -29,13 +29,15 @@ def percent(value: float | None) -> str:
 
 def progress_lines(event: Event) -> list[ProgressLine]:
     if isinstance(event, TurnSaved):
-        return [ProgressLine(f"turn {event.turn.seq + 1} saved · {event.conversation.slug}")]
+        return [ProgressLine(f"turn {event.turn.seq + 1} · {event.conversation.slug}", "heading")]
     if isinstance(event, ExecutionStarted):
         verb = "re-attached to" if event.reattached else "started"
         return [ProgressLine(f"{verb} execution {event.execution_id}")]
     if isinstance(event, Progressed):
         execution = event.execution
-        lines = [ProgressLine(f"{execution.status}{percent(execution.progress.percentage)} · {seconds(event.elapsed)}")]
+        lines = []
+        if not execution.is_final:  # the final status is TurnFinished's line
+            lines.append(ProgressLine(f"{execution.status}{percent(execution.progress.percentage)} · {seconds(event.elapsed)}"))
         for step in event.new_steps:
             kind = f" ({step.type})" if step.type else ""
             order = step.order if step.order is not None else "-"

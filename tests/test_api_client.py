@@ -409,6 +409,9 @@ def test_poll_policy_pulls_in_next_poll_to_estimated_end():
     # 1 s elapsed at 80%: about 0.25 s left, sooner than the 4 s backoff
     assert policy.next_delay(3, 1.0, 0.8) == pytest.approx(0.25)
     assert policy.next_delay(3, 1.0, 0.99) == policy.min_interval
+    # 100% but still RUNNING: soon, scaled to how long it has run
+    assert policy.next_delay(3, 3.0, 1.0) == pytest.approx(0.3)
+    assert policy.next_delay(3, 60.0, 1.0) == 5.0  # capped
 
 
 @pytest.mark.parametrize(

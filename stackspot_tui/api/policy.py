@@ -28,8 +28,12 @@ class PollPolicy:
         ``elapsed`` is seconds since the execution was created.
         """
         delay = min(self.max_interval, self.initial * self.factor ** (poll_index + 1))
-        if percentage is not None and 0.0 < percentage < 1.0 and elapsed > 0:
-            remaining = elapsed * (1.0 - percentage) / percentage
+        if percentage is not None and percentage > 0.0 and elapsed > 0:
+            if percentage < 1.0:
+                remaining = elapsed * (1.0 - percentage) / percentage
+            else:
+                # "100%" but not final yet: wrapping up; look again soon, but not in a tight loop.
+                remaining = 0.1 * elapsed
             delay = min(delay, max(self.min_interval, remaining))
         return max(self.min_interval, delay)
 

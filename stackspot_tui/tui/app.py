@@ -1,0 +1,123 @@
+"""The Textual application: picks the first screen, owns keymap, palette commands and help."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from ..config import Settings
+from ..engine import ConversationService
+from .chat import ChatScreen
+from .screens import FirstRunScreen, HelpScreen, SlugPicker
+from .widgets import PromptInput
+
+DEMO_DEFAULT_SLUG = "code-review"
+
+
+class StackSpotApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "stackspot-tui"
+    BINDINGS = [
+        Binding("f1,question_mark", "help", "Help", id="help"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        demo: bool = False,
+        service: ConversationService | None = None,
+        service_factory: Callable[[bool], ConversationService] | None = None,
+        slug: str | None = None,
+        conversation_id: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.demo = demo
+        self.service = service
+        self._service_factory = service_factory
+        self._slug = slug
+        self._conversation_id = conversation_id
+
+    # -- start --------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.set_keymap(dict(self.settings.keymap))
+        if self.service is None and not self.demo and not self.settings.has_credentials:
+            self.push_screen(FirstRunScreen(str(self.settings.config_path)), self._first_run_choice)
+        else:
+            self._open_chat()
+
+    def _first_run_choice(self, choice: str | None) -> None:
+        if choice != "demo":
+            self.exit(0)
+            return
+        self.demo = True
+        self._open_chat()
+
+    def _open_chat(self) -> None:
+        if self.service is None:
+            try:
+                self.service = self._service_factory(self.demo)
+            except Exception as exc:  # history or configuration problem: say it and leave
+                self.exit(1, message=f"stackspot-tui: error: {exc}")
+                return
+        slug = self._slug or self.settings.slug
+        if not slug and not self._conversation_id:
+            latest = self.service.store.latest_conversation()
+            slug = latest.slug if latest else (DEMO_DEFAULT_SLUG if self.demo else None)
+        self.push_screen(ChatScreen(self.service, slug=slug, conversation_id=self._conversation_id, demo=self.demo))
+
+    @property
+    def chat(self) -> ChatScreen | None:
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, ChatScreen):
+                return screen
+        return None
+
+    # -- palette, help, slug picker -------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        chat = self.chat
+        if chat is None:
+            return
+        yield SystemCommand("New conversation", "Start a new conversation (ctrl+n)", chat.action_new_conversation)
+        yield SystemCommand("Choose quick command", "Pick the quick command slug (ctrl+o)", chat.action_pick_slug)
+        yield SystemCommand("Copy last answer", "Copy the last answer to the clipboard (ctrl+r)", chat.action_copy_answer)
+        yield SystemCommand("Copy code block", "Copy the last code block (ctrl+b)", chat.action_copy_code)
+        yield SystemCommand("Copy conversation id", "Copy the StackSpot conversation id (ctrl+g)",
+                            chat.action_copy_conversation_id)
+        yield SystemCommand("Keys", "Show every key (F1)", self.action_help)
+
+    def pick_slug(self, callback: Callable[[str | None], None]) -> None:
+        suggestions: dict[str, str] = {}
+        if self.service is not None:
+            for conversation in self.service.store.list_conversations(archived=None, limit=200):
+                suggestions.setdefault(conversation.slug, "recent")
+        if self.demo:
+            from ..sim import quick_commands
+
+            for slug, about in quick_commands().items():
+                suggestions.setdefault(slug, about)
+        current = self.chat.slug if self.chat else None
+        self.push_screen(SlugPicker(list(suggestions.items()), current), callback)
+
+    def help_rows(self) -> list[tuple[str, str, str]]:
+        keymap = dict(self.settings.keymap)
+        rows = []
+        for owner in (PromptInput, ChatScreen, StackSpotApp):
+            for binding in owner.BINDINGS:
+                if isinstance(binding, Binding) and binding.id:
+                    rows.append((keymap.get(binding.id, binding.key), binding.description, binding.id))
+        rows.append(("ctrl+p", "Command palette", "(textual)"))
+        rows.append(("tab / shift+tab", "Move focus (focus a message to copy it with c)", "(textual)"))
+        return rows
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_rows()))

@@ -1,0 +1,334 @@
+"""The conversation screen: transcript, live progress log, prompt."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from ..api.models import result_to_text
+from ..engine import ConversationService, Event, ExecutionStarted, Progressed, Retrying, TurnFinished
+from ..progress import ProgressLine, progress_lines, seconds
+from ..store.models import Conversation, Turn
+from .widgets import ConversationBar, MessageView, ProgressLog, PromptInput, WaitStatus, turn_messages
+
+#: turns shown when a conversation opens; older ones load on demand
+RECENT_TURNS = 50
+
+
+class ChatScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel run", id="cancel"),
+        Binding("ctrl+n", "new_conversation", "New", id="new_conversation"),
+        Binding("ctrl+o", "pick_slug", "Quick command", id="pick_slug"),
+        Binding("ctrl+r", "copy_answer", "Copy answer", id="copy_answer"),
+        Binding("ctrl+b", "copy_code", "Copy code", id="copy_code"),
+        Binding("ctrl+g", "copy_conversation_id", "Copy conv. id", show=False, id="copy_conversation_id"),
+        Binding("c", "copy_message", "Copy message", show=False, id="copy_message"),
+        Binding("ctrl+e", "load_earlier", "Earlier turns", show=False, id="load_earlier"),
+    ]
+
+    def __init__(self, service: ConversationService, *, slug: str | None, conversation_id: str | None, demo: bool):
+        super().__init__()
+        self.service = service
+        self.slug = slug
+        self.demo = demo
+        self.conversation: Conversation | None = None
+        self._initial_conversation = conversation_id
+        self._turn_worker: Worker | None = None
+        self._running_prompt = ""
+        self._first_shown_seq = 0
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield ConversationBar(id="bar")
+        with Horizontal(id="main"):
+            with Vertical(id="chat"):
+                yield VerticalScroll(id="transcript")
+                yield PromptInput(id="prompt")
+            with Vertical(id="side"):
+                yield Static(Text("Execution progress", style="bold"), id="side-title")
+                yield ProgressLog(id="log")
+                yield WaitStatus(id="wait")
+        yield Footer()
+
+    @property
+    def transcript(self) -> VerticalScroll:
+        return self.query_one("#transcript", VerticalScroll)
+
+    @property
+    def log_view(self) -> ProgressLog:
+        return self.query_one(ProgressLog)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    def on_mount(self) -> None:
+        self.transcript.anchor()
+        if self._initial_conversation:
+            self.open_conversation(self._initial_conversation)
+        else:
+            self._refresh_bar()
+            self._welcome()
+        self.prompt.focus()
+
+    def _welcome(self) -> None:
+        tip = "Type a prompt and press Enter. F1 lists every key."
+        if not self.slug:
+            tip = "Choose a quick command with ctrl+o, then type a prompt. F1 lists every key."
+        self.transcript.mount(Static(Text(tip, style="dim"), classes="tip"))
+
+    def _refresh_bar(self) -> None:
+        conversation = self.conversation
+        self.query_one(ConversationBar).show(
+            slug=self.slug,
+            conversation_id=conversation.conversation_id if conversation else None,
+            demo=self.demo,
+            title=conversation.title if conversation else "",
+        )
+
+    # -- opening conversations ----------------------------------------------------------------
+
+    def open_conversation(self, conv_id: str, *, focus_seq: int | None = None) -> None:
+        """Show a stored conversation, its progress history, and re-attach what was left running."""
+        if self.running:
+            self.notify("A turn is running: cancel it (Esc) before switching.", severity="warning")
+            return
+        store = self.service.store
+        conversation = store.get_conversation(conv_id)
+        self.conversation = conversation
+        self.slug = conversation.slug
+        first = max(0, conversation.next_seq - RECENT_TURNS)
+        if focus_seq is not None:
+            first = min(first, focus_seq)
+        turns = store.turns(conv_id, start=first)
+        self._first_shown_seq = first
+        self.transcript.remove_children()
+        self.log_view.clear()
+        if first > 0:
+            self.transcript.mount(Static(Text(f"{first} earlier turn(s) not shown · ctrl+e loads them", style="dim"),
+                                         id="earlier"))
+        for turn in turns:
+            self.transcript.mount_all(turn_messages(turn))
+            self._log_history(turn)
+        self.prompt.set_history([t.prompt for t in turns])
+        self._refresh_bar()
+        if focus_seq is not None:
+            self._scroll_to_seq(focus_seq)
+        else:
+            self.transcript.anchor()
+        for turn in turns:
+            if turn.needs_reattach:
+                self._start_reattach(turn)
+                break  # one at a time; the next is picked up when it ends
+
+    def _scroll_to_seq(self, seq: int) -> None:
+        for view in self.transcript.query(MessageView):
+            if view.role == "user" and view.note == f"turn {seq + 1}":
+                self.transcript.release_anchor()
+                self.call_after_refresh(view.scroll_visible, top=True, animate=False)
+                view.focus()
+                return
+
+    def _log_history(self, turn: Turn) -> None:
+        log = self.log_view
+        log.heading(f"turn {turn.seq + 1} · {turn.execution_id or 'not sent'}")
+        for step in turn.steps:
+            kind = f" ({step.type})" if step.type else ""
+            log.add(ProgressLine(f"  step {step.order if step.order is not None else '-'} · {step.name}{kind}", "step"))
+        level = "ok" if turn.status == "COMPLETED" else ("warn" if turn.needs_reattach else "error")
+        duration = f" in {seconds(turn.duration)}" if turn.duration is not None else ""
+        log.add(ProgressLine(f"{turn.status}{duration}", level))
+
+    def action_load_earlier(self) -> None:
+        if not self.conversation or self._first_shown_seq == 0:
+            return
+        start = max(0, self._first_shown_seq - RECENT_TURNS)
+        turns = self.service.store.turns(self.conversation.id, start=start, limit=self._first_shown_seq - start)
+        anchor = self.transcript.children[1] if len(self.transcript.children) > 1 else None
+        for turn in turns:
+            self.transcript.mount_all(turn_messages(turn), before=anchor)
+        self._first_shown_seq = start
+        if start == 0:
+            self.query("#earlier").remove()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._turn_worker is not None and self._turn_worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
+        message.stop()
+        if self.running:
+            self.app.bell()
+            self.notify("A turn is still running: wait, or cancel it with Esc.", severity="warning")
+            return
+        if not self.slug:
+            self.action_pick_slug()
+            return
+        prompt = message.text
+        if self.conversation is None:
+            self.conversation = self.service.new_conversation(self.slug)
+        self.query(".tip").remove()
+        self.transcript.mount(MessageView("user", prompt, note=f"turn {self.conversation.next_seq + 1}"))
+        self.transcript.anchor()
+        self.prompt.prompt_history.append(prompt)
+        self.prompt.clear()
+        self._running_prompt = prompt
+        self._set_busy(True)
+        self._turn_worker = self._send(self.conversation.id, prompt, self.slug)
+
+    @work(exclusive=True, group="turn", exit_on_error=False)
+    async def _send(self, conv_id: str, prompt: str, slug: str) -> Turn:
+        return await self.service.send(conv_id, prompt, slug=slug, on_event=self.on_engine_event)
+
+    def _start_reattach(self, turn: Turn) -> None:
+        self._running_prompt = ""
+        self._set_busy(True)
+        self._turn_worker = self._reattach(turn.conversation, turn.seq)
+
+    @work(exclusive=True, group="turn", exit_on_error=False)
+    async def _reattach(self, conv_id: str, seq: int) -> Turn:
+        self.log_view.heading(f"turn {seq + 1} · re-attaching")
+        return await self.service.reattach(conv_id, seq, on_event=self.on_engine_event)
+
+    def on_engine_event(self, event: Event) -> None:
+        for line in progress_lines(event):
+            self.log_view.add(line)
+        wait = self.query_one(WaitStatus)
+        if isinstance(event, Retrying):
+            what = "rate limited" if event.notice.reason == "rate_limited" else event.notice.reason.replace("_", " ")
+            wait.start(what, event.notice.delay)
+        elif isinstance(event, (Progressed, TurnFinished, ExecutionStarted)):
+            wait.stop()
+        if isinstance(event, (Progressed, TurnFinished)):
+            self.conversation = self.service.store.get_conversation(event.turn.conversation)
+            self._refresh_bar()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self._turn_worker or event.state not in (
+            WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED
+        ):
+            return
+        self._set_busy(False)
+        self.query_one(WaitStatus).stop()
+        if event.state == WorkerState.SUCCESS:
+            self._show_finished(event.worker.result)
+        elif event.state == WorkerState.CANCELLED:
+            self.log_view.add(ProgressLine("cancelled: stopped polling (the execution may still run on StackSpot)", "warn"))
+            self.transcript.mount(MessageView("error", "cancelled", note="CANCELLED"))
+            if self._running_prompt:
+                self.prompt.load_text(self._running_prompt)  # give the prompt back to edit or resend
+                self.prompt.move_cursor(self.prompt.document.end)
+        else:
+            message = f"{type(event.worker.error).__name__}: {event.worker.error}"
+            self.log_view.add(ProgressLine(message, "error"))
+            self.transcript.mount(MessageView("error", message, note="ERROR"))
+        self.transcript.anchor()
+        self.prompt.focus()
+        self._reattach_next()
+
+    def _show_finished(self, turn: Turn) -> None:
+        if turn.result is not None:
+            self.transcript.mount(MessageView("assistant", result_to_text(turn.result), note=turn.status, markdown=True))
+        if turn.status != "COMPLETED":
+            text = turn.error or turn.status
+            if turn.needs_reattach:
+                text += "\nThe execution may still run on StackSpot: reopen this conversation or run `stackspot-tui resume`."
+            self.transcript.mount(MessageView("error", text, note=turn.status))
+
+    def _reattach_next(self) -> None:
+        if self.conversation is None or self.running:
+            return
+        for seq in self.service.store.get_conversation(self.conversation.id).pending:
+            turn = self.service.store.get_turn(self.conversation.id, seq)
+            if turn.needs_reattach and not turn.error:
+                self._start_reattach(turn)
+                return
+
+    def _set_busy(self, busy: bool) -> None:
+        self.prompt.read_only = busy
+        self.prompt.set_class(busy, "busy")
+        self.query_one("#side-title", Static).update(
+            Text("Progress · running, Esc cancels" if busy else "Execution progress", style="bold")
+        )
+
+    def action_cancel(self) -> None:
+        if self.running:
+            self._turn_worker.cancel()
+
+    # -- conversations and quick commands ------------------------------------------------------
+
+    def action_new_conversation(self) -> None:
+        if self.running:
+            self.notify("A turn is running: cancel it (Esc) first.", severity="warning")
+            return
+        self.conversation = None
+        self.transcript.remove_children()
+        self.log_view.clear()
+        self.prompt.set_history([])
+        self._refresh_bar()
+        self._welcome()
+        self.prompt.focus()
+
+    def action_pick_slug(self) -> None:
+        self.app.pick_slug(self._slug_chosen)
+
+    def _slug_chosen(self, slug: str | None) -> None:
+        if not slug or slug == self.slug:
+            return
+        self.slug = slug
+        if self.conversation is not None and self.conversation.turn_count:
+            # A conversation belongs to one quick command: a new slug starts a new conversation.
+            self.action_new_conversation()
+        elif self.conversation is not None:
+            self.conversation = self.service.store.update_conversation(self.conversation.id, slug=slug)
+        self._refresh_bar()
+        self.query(".tip").remove()
+        self._welcome()
+        self.prompt.focus()
+
+    # -- copy ------------------------------------------------------------------------------------
+
+    def _answers(self) -> list[MessageView]:
+        return [view for view in self.transcript.query(MessageView) if view.role == "assistant"]
+
+    def _copy(self, text: str, what: str) -> None:
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Copied {what} ({len(text)} characters)")
+
+    def action_copy_answer(self) -> None:
+        answers = self._answers()
+        if not answers:
+            self.notify("No answer to copy yet.", severity="warning")
+            return
+        self._copy(answers[-1].text, "the last answer")
+
+    def action_copy_message(self) -> None:
+        focused = self.focused
+        if isinstance(focused, MessageView):
+            self._copy(focused.text, "the message")
+
+    def action_copy_code(self) -> None:
+        focused = self.focused
+        sources = [focused] if isinstance(focused, MessageView) else list(reversed(self._answers()))
+        for view in sources:
+            blocks = view.code_blocks()
+            if blocks:
+                self._copy(blocks[-1], "the code block")
+                return
+        self.notify("No code block to copy.", severity="warning")
+
+    def action_copy_conversation_id(self) -> None:
+        if self.conversation and self.conversation.conversation_id:
+            self._copy(self.conversation.conversation_id, "the conversation id")
+        else:
+            self.notify("No StackSpot conversation id yet: it comes with the first answer.", severity="warning")

@@ -1,0 +1,210 @@
+"""Reusable widgets of the chat screen. Every piece of server text goes through `visible()`
+and reaches the screen as `rich.text.Text` or Markdown source, never as markup."""
+
+from __future__ import annotations
+
+import re
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Markdown, RichLog, Static, TextArea
+
+from ..api.models import result_to_text
+from ..progress import ProgressLine
+from ..store.models import Turn
+from .safe import visible
+
+_FENCE = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1\s*$", re.S | re.M)
+
+
+def code_blocks(markdown: str) -> list[str]:
+    return [m.group(2).rstrip("\n") for m in _FENCE.finditer(markdown)]
+
+
+class ConversationBar(Static):
+    """Top line: app, demo marker, quick command, StackSpot conversation id."""
+
+    DEFAULT_CSS = """
+    ConversationBar { dock: top; height: 1; background: $primary; color: $text; padding: 0 1; }
+    """
+
+    def show(self, *, slug: str | None, conversation_id: str | None, demo: bool, title: str = "") -> None:
+        line = Text()
+        line.append("stackspot-tui", style="bold")
+        if demo:
+            line.append("  DEMO ", style="bold reverse")
+        line.append("  quick command: ")
+        line.append(visible(slug or "(none: ctrl+o)"), style="bold")
+        line.append("  conversation: ")
+        line.append(visible(conversation_id or "new"), style="italic")
+        if title:
+            line.append(f"  · {visible(title)}", style="dim")
+        self.update(line)
+
+
+class MessageView(Vertical, can_focus=True):
+    """One prompt or one answer in the transcript. Focus it to copy it."""
+
+    DEFAULT_CSS = """
+    MessageView { height: auto; margin: 0 0 1 0; padding: 0 1; }
+    MessageView:focus { background: $boost; }
+    MessageView .who { text-style: bold; height: 1; }
+    MessageView.user { border-left: thick $accent; }
+    MessageView.assistant { border-left: thick $success; }
+    MessageView.error { border-left: thick $error; }
+    MessageView .body { height: auto; }
+    MessageView Markdown { margin: 0; padding: 0; }
+    """
+
+    def __init__(self, role: str, text: str, *, note: str = "", markdown: bool = False) -> None:
+        super().__init__(classes=role)
+        self.role = role
+        self.text = text
+        self.note = note
+        self.markdown = markdown
+
+    def compose(self) -> ComposeResult:
+        who = {"user": "You", "assistant": "StackSpot", "error": "Error"}.get(self.role, self.role)
+        header = Text(who)
+        if self.note:
+            header.append(f"  {visible(self.note)}", style="dim")
+        yield Static(header, classes="who")
+        if self.markdown:
+            yield Markdown(visible(self.text), classes="body")
+        else:
+            yield Static(Text(visible(self.text)), classes="body")
+
+    def code_blocks(self) -> list[str]:
+        return code_blocks(self.text)
+
+
+def turn_messages(turn: Turn) -> list[MessageView]:
+    """The transcript widgets of a stored turn."""
+    views = [MessageView("user", turn.prompt, note=f"turn {turn.seq + 1}")]
+    if turn.result is not None:
+        views.append(MessageView("assistant", result_to_text(turn.result), note=turn.status, markdown=True))
+    if turn.error and turn.status != "COMPLETED":
+        views.append(MessageView("error", turn.error, note=turn.status))
+    elif turn.needs_reattach:
+        views.append(MessageView("error", "still running on StackSpot: re-attaching…", note=turn.status))
+    return views
+
+
+class ProgressLog(RichLog):
+    """Execution progress, one line per event, never interpreted as markup."""
+
+    DEFAULT_CSS = """
+    ProgressLog { border-left: solid $primary-darken-2; padding: 0 1; background: $surface; }
+    """
+    STYLES = {"info": "", "heading": "bold reverse", "step": "cyan", "warn": "yellow", "error": "bold red", "ok": "bold green"}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_lines=5000, min_width=20, wrap=True, markup=False, highlight=False, **kwargs)
+
+    def add(self, line: ProgressLine) -> None:
+        self.write(Text(visible(line.text), style=self.STYLES.get(line.level, "")))
+
+    def heading(self, text: str) -> None:
+        self.add(ProgressLine(text, "heading"))
+
+
+class WaitStatus(Static):
+    """A countdown under the log while a rate limit or retry is waited out."""
+
+    DEFAULT_CSS = """
+    WaitStatus { height: 1; color: $warning; padding: 0 1; display: none; }
+    WaitStatus.waiting { display: block; }
+    """
+    remaining: reactive[float] = reactive(0.0)
+
+    def on_mount(self) -> None:
+        self._what = ""
+        self.set_interval(0.25, self._tick)
+
+    def start(self, what: str, seconds: float) -> None:
+        self._what = what
+        self.remaining = seconds
+
+    def stop(self) -> None:
+        self.remaining = 0.0
+
+    def _tick(self) -> None:
+        if self.remaining > 0:
+            self.remaining = max(0.0, self.remaining - 0.25)
+
+    def watch_remaining(self, value: float) -> None:
+        self.set_class(value > 0, "waiting")
+        self.update(Text(f"⏳ {self._what}: retrying in {value:.0f} s"))
+
+
+class PromptInput(TextArea):
+    """Multi-line prompt: Enter sends, Ctrl+J (or Alt/Shift+Enter) adds a line, Up/Down walk earlier prompts."""
+
+    DEFAULT_CSS = """
+    PromptInput { height: auto; min-height: 3; max-height: 10; border: tall $accent; }
+    PromptInput:disabled { border: tall $panel; }
+    """
+    BINDINGS = [
+        Binding("enter", "submit", "Send", id="send", priority=True),
+        Binding("ctrl+j,alt+enter,shift+enter", "newline", "New line", id="newline", priority=True),
+        Binding("up", "history_previous", "Earlier prompt", show=False, id="history_previous"),
+        Binding("down", "history_next", "Later prompt", show=False, id="history_next"),
+    ]
+
+    class Submitted(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
+        self.prompt_history: list[str] = []
+        self._history_index: int | None = None
+        self._draft = ""
+
+    def action_submit(self) -> None:
+        if self.text.strip():
+            self.post_message(self.Submitted(self.text))
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+    def set_history(self, prompts: list[str]) -> None:
+        self.prompt_history = list(prompts)
+        self._history_index = None
+
+    def action_history_previous(self) -> None:
+        if self.cursor_location[0] > 0 or not self.prompt_history:
+            self.action_cursor_up()
+            return
+        if self._history_index is None:
+            self._draft = self.text
+            self._history_index = len(self.prompt_history)
+        if self._history_index > 0:
+            self._history_index -= 1
+            self._load(self.prompt_history[self._history_index])
+
+    def action_history_next(self) -> None:
+        if self.cursor_location[0] < self.document.line_count - 1 or self._history_index is None:
+            self.action_cursor_down()
+            return
+        self._history_index += 1
+        if self._history_index >= len(self.prompt_history):
+            self._history_index = None
+            self._load(self._draft)
+        else:
+            self._load(self.prompt_history[self._history_index])
+
+    def _load(self, text: str) -> None:
+        self.load_text(text)
+        self.move_cursor(self.document.end)
+
+    def on_key(self, event: events.Key) -> None:
+        # Typing leaves history browsing: the next Up starts from the newest prompt again.
+        if event.is_printable:
+            self._history_index = None

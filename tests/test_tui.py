@@ -1,0 +1,252 @@
+"""Pilot tests: every flow of the chat app against the in-process simulator."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from stackspot_tui.api import PollPolicy, StackSpotClient
+from stackspot_tui.config import Settings
+from stackspot_tui.engine import ConversationService
+from stackspot_tui.sim import Simulator
+from stackspot_tui.store import HistoryStore
+from stackspot_tui.tui.app import StackSpotApp
+from stackspot_tui.tui.chat import ChatScreen
+from stackspot_tui.tui.screens import FirstRunScreen, HelpScreen, SlugPicker
+from stackspot_tui.tui.widgets import ConversationBar, MessageView, ProgressLog, PromptInput
+
+SIM = "https://sim.test"
+
+
+def make_service(root: Path, duration: float = 0.3) -> ConversationService:
+    simulator = Simulator(duration=duration)
+    client = StackSpotClient(
+        client_id="demo-client", client_secret="demo-secret", token_url=f"{SIM}/r/oidc/oauth/token", api_url=SIM,
+        transport=simulator.transport(), poll=PollPolicy(initial=0.05, max_interval=0.2, min_interval=0.02),
+    )
+    service = ConversationService(client, HistoryStore(root / "history"))
+    service.simulator = simulator
+    return service
+
+
+@pytest.fixture
+def service(tmp_path):
+    return make_service(tmp_path)
+
+
+def make_app(service, tmp_path, **kwargs) -> StackSpotApp:
+    settings = kwargs.pop("settings", Settings(data_dir=tmp_path))
+    return StackSpotApp(settings, demo=True, service=service, slug=kwargs.pop("slug", "code-review"), **kwargs)
+
+
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    """Wait for a condition the app reaches through its own events (bounded)."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not reached")
+
+
+def messages(app, role: str | None = None) -> list[MessageView]:
+    return [m for m in app.screen.query(MessageView) if role is None or m.role == role]
+
+
+async def send(pilot, app, text: str) -> None:
+    before = len(messages(app, "assistant")) + len(messages(app, "error"))
+    app.screen.query_one(PromptInput).load_text(text)
+    await pilot.press("enter")
+    await until(pilot, lambda: len(messages(app, "assistant")) + len(messages(app, "error")) > before
+                and not app.chat.running)
+
+
+def creates(service) -> list[dict]:
+    return [r for r in service.simulator.requests if "create-execution" in r["path"]]
+
+
+async def test_two_turns_share_the_conversation_id(service, tmp_path):
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "def add(a, b): return a + b")
+        await send(pilot, app, "now with type hints")
+        conversation = app.chat.conversation
+        assert conversation.conversation_id
+        calls = creates(service)
+        assert "conversation_id" not in calls[0]["query"]
+        assert calls[1]["query"]["conversation_id"] == conversation.conversation_id
+        assert "Turn 2" in messages(app, "assistant")[-1].text
+        bar = str(app.screen.query_one(ConversationBar).render())
+        assert conversation.conversation_id in bar and "DEMO" in bar and "code-review" in bar
+
+
+async def test_progress_lines_come_before_the_answer(service, tmp_path, monkeypatch):
+    timeline: list[str] = []
+    original_add = ProgressLog.add
+    monkeypatch.setattr(ProgressLog, "add", lambda self, line: (timeline.append(line.text), original_add(self, line)))
+    original_show = ChatScreen._show_finished
+    monkeypatch.setattr(ChatScreen, "_show_finished", lambda self, turn: (timeline.append("ANSWER"), original_show(self, turn)))
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "x = 1")
+    answer = timeline.index("ANSWER")
+    assert any(line.startswith("started execution") for line in timeline[:answer])
+    assert any(line.startswith("RUNNING") for line in timeline[:answer])
+    assert any("step" in line for line in timeline[:answer])
+    assert any(line.startswith("COMPLETED in") for line in timeline[:answer])
+
+
+async def test_escape_cancels_and_gives_the_prompt_back(tmp_path):
+    service = make_service(tmp_path, duration=30)
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        prompt = app.screen.query_one(PromptInput)
+        prompt.load_text("a long question")
+        await pilot.press("enter")
+        await until(pilot, lambda: "RUNNING" in "".join(strip.text for strip in app.screen.query_one(ProgressLog).lines))
+        assert prompt.text == "" and prompt.read_only
+        await pilot.press("enter")  # no double send while running
+        assert len(creates(service)) == 1
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.chat.running and prompt.text == "a long question")
+        assert not prompt.read_only
+        turn = service.store.turns(app.chat.conversation.id)[-1]
+        assert turn.status == "CANCELLED" and turn.execution_id
+        assert messages(app, "error")[-1].text == "cancelled"
+
+
+@pytest.mark.parametrize("slug, words", [("sim-failure", "Simulated failure"), ("no-such-command", "not found")])
+async def test_errors_are_shown_not_raised(service, tmp_path, slug, words):
+    app = make_app(service, tmp_path, slug=slug)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "please")
+        assert words in messages(app, "error")[-1].text
+        assert app.is_running and isinstance(app.screen, ChatScreen)
+        log = "\n".join(line.text for line in app.screen.query_one(ProgressLog).lines)
+        assert words in log
+
+
+async def test_server_text_is_never_markup_or_escapes(service, tmp_path):
+    app = make_app(service, tmp_path, slug="echo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "look [bold]x[/] and \x1b[31mred")
+        screen = app.export_screenshot()
+    assert screen.count("[bold]x[/]") >= 2  # prompt and answer, both literal
+    assert "\x1b" not in screen and "␛[31mred" in screen
+
+
+async def test_first_run_without_credentials_offers_demo(tmp_path):
+    settings = Settings(data_dir=tmp_path, config_path=tmp_path / "config.toml")
+    app = StackSpotApp(settings, demo=False, service_factory=lambda demo: make_service(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert isinstance(app.screen, FirstRunScreen)
+        text = str(app.screen.query_one("#explain").render())
+        assert "STACKSPOT_CLIENT_ID" in text and str(tmp_path / "config.toml") in text
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        assert app.demo and "DEMO" in str(app.screen.query_one(ConversationBar).render())
+
+
+async def test_first_run_quit(tmp_path):
+    app = StackSpotApp(Settings(data_dir=tmp_path), service_factory=lambda demo: make_service(tmp_path))
+    async with app.run_test() as pilot:
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_keymap_override_takes_effect(service, tmp_path):
+    settings = replace(Settings(data_dir=tmp_path), keymap={"send": "ctrl+s", "help": "f2"})
+    app = make_app(service, tmp_path, settings=settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        prompt = app.screen.query_one(PromptInput)
+        prompt.load_text("line one")
+        prompt.move_cursor(prompt.document.end)
+        await pilot.press("enter")  # no longer sends: a newline
+        assert prompt.text == "line one\n" and not creates(service)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: messages(app, "assistant") and not app.chat.running)
+        assert creates(service)
+        await pilot.press("f2")
+        assert isinstance(app.screen, HelpScreen)
+        assert ("ctrl+s", "Send", "send") in app.screen.rows
+
+
+async def test_help_lists_every_binding(service, tmp_path):
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        ids = {row[2] for row in app.screen.rows}
+        assert {"send", "newline", "cancel", "new_conversation", "pick_slug", "copy_answer", "copy_code", "help"} <= ids
+        await pilot.press("escape")
+        assert isinstance(app.screen, ChatScreen)
+
+
+async def test_up_and_down_walk_earlier_prompts(service, tmp_path):
+    app = make_app(service, tmp_path, slug="echo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "first")
+        await send(pilot, app, "second")
+        prompt = app.screen.query_one(PromptInput)
+        prompt.load_text("draft")
+        await pilot.press("up")
+        assert prompt.text == "second"
+        await pilot.press("up")
+        assert prompt.text == "first"
+        await pilot.press("down", "down")
+        assert prompt.text == "draft"
+
+
+async def test_copy_answer_code_and_message(service, tmp_path):
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "print('hi')")
+        await pilot.press("ctrl+r")
+        assert app.clipboard == messages(app, "assistant")[-1].text
+        await pilot.press("ctrl+b")
+        assert app.clipboard == "print('hi')"
+        messages(app, "user")[0].focus()
+        await pilot.press("c")
+        assert app.clipboard == "print('hi')"
+        await pilot.press("ctrl+g")
+        assert app.clipboard == app.chat.conversation.conversation_id
+
+
+async def test_slug_picker_and_new_conversation(service, tmp_path):
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "hello")
+        first = app.chat.conversation.id
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, SlugPicker)
+        await pilot.press(*"explain")
+        await pilot.press("down", "enter")  # down moves into the filtered choices
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        assert app.chat.slug == "explain-code" and app.chat.conversation is None
+        await send(pilot, app, "what is this")
+        assert app.chat.conversation.id != first and app.chat.conversation.slug == "explain-code"
+        assert creates(service)[-1]["path"].endswith("/explain-code")
+        await pilot.press("ctrl+n")
+        assert app.chat.conversation is None and not messages(app)
+
+
+async def test_palette_has_our_commands(service, tmp_path):
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)):
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+    assert {"New conversation", "Choose quick command", "Copy last answer", "Copy code block"} <= titles
+
+
+async def test_open_a_conversation_reattaches_a_running_turn(tmp_path):
+    service = make_service(tmp_path, duration=0.5)
+    conversation = service.new_conversation("code-review")
+    turn = service.store.add_turn(conversation.id, "left running", "left running")
+    execution_id = await service.client.create_execution("code-review", "left running")
+    service.store.update_turn(conversation.id, turn.seq, execution_id=execution_id, status="RUNNING")
+    app = make_app(service, tmp_path, conversation_id=conversation.id)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: messages(app, "assistant") and not app.chat.running)
+        assert [m.text for m in messages(app, "user")] == ["left running"]
+    assert len(creates(service)) == 1  # nothing re-sent
+    assert service.store.get_turn(conversation.id, turn.seq).status == "COMPLETED"
