@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any, Iterable
 
 from .api.models import result_to_text
@@ -19,6 +21,10 @@ FORMAT_VERSION = 1
 FORMATS = ("md", "json", "html", "txt")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class ExportWriteError(Exception):
+    """The export file cannot be written; the message says why."""
 
 
 class ExportFormatError(ValueError):
@@ -206,3 +212,21 @@ RENDERERS = {"md": to_markdown, "json": to_json, "html": to_html, "txt": to_text
 
 def render(fmt: str, conversation: Conversation, turns: Iterable[Turn]) -> str:
     return RENDERERS[fmt](conversation, list(turns))
+
+
+def write_new_file(path: Path, text: str, *, force: bool = False) -> None:
+    """Write atomically; refuse to replace an existing file unless forced."""
+    if path.is_dir():
+        raise ExportWriteError(f"{path} is a directory")
+    if path.exists() and not force:
+        raise ExportWriteError(f"{path} exists; use --force to overwrite it")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportWriteError(f"cannot write {path}: {exc.strerror}") from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -120,22 +119,11 @@ def _cmd_search(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> in
     return 0
 
 
-def write_new_file(path: Path, text: str, *, force: bool) -> None:
-    """Write atomically; refuse to replace an existing file unless forced."""
-    if path.is_dir():
-        raise CommandError(f"{path} is a directory")
-    if path.exists() and not force:
-        raise CommandError(f"{path} exists; use --force to overwrite it")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def _write(path: Path, text: str, force: bool) -> None:
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CommandError(f"cannot write {path}: {exc.strerror}") from None
+        export.write_new_file(path, text, force=force)
+    except export.ExportWriteError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _cmd_export(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> int:
@@ -149,7 +137,7 @@ def _cmd_export(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> in
             raise CommandError(f"cannot create {directory}: {exc.strerror}") from None
         conversations = store.list_conversations(archived=None)
         for c in conversations:
-            write_new_file(directory / f"{c.id}.{args.format}", export.render(args.format, c, store.turns(c.id)), force=args.force)
+            _write(directory / f"{c.id}.{args.format}", export.render(args.format, c, store.turns(c.id)), args.force)
         print(f"exported {len(conversations)} conversation(s) to {directory}", file=stderr)
         return 0
     conversation = _conversation(store, args.id)
@@ -157,7 +145,7 @@ def _cmd_export(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> in
     if args.output in (None, "-"):
         stdout.write(text)
     else:
-        write_new_file(Path(args.output), text, force=args.force)
+        _write(Path(args.output), text, args.force)
         print(f"exported {conversation.id} to {args.output}", file=stderr)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -11,6 +12,7 @@ from textual.screen import Screen
 from ..config import Settings
 from ..engine import ConversationService
 from .chat import ChatScreen
+from .history import ConversationsScreen
 from .screens import FirstRunScreen, HelpScreen, SlugPicker
 from .widgets import PromptInput
 
@@ -42,6 +44,7 @@ class StackSpotApp(App[int]):
         self._service_factory = service_factory
         self._slug = slug
         self._conversation_id = conversation_id
+        self.reattaching: set[tuple[str, int]] = set()  # turns the background worker is polling
 
     # -- start --------------------------------------------------------------------------------
 
@@ -71,6 +74,22 @@ class StackSpotApp(App[int]):
             latest = self.service.store.latest_conversation()
             slug = latest.slug if latest else (DEMO_DEFAULT_SLUG if self.demo else None)
         self.push_screen(ChatScreen(self.service, slug=slug, conversation_id=self._conversation_id, demo=self.demo))
+        self._reattach_elsewhere()
+
+    @work(group="reattach", exit_on_error=False)
+    async def _reattach_elsewhere(self) -> None:
+        """Executions left running in other conversations complete in the background."""
+        pending = [(c, t) for c, t in self.service.store.pending_turns() if c.id != self._conversation_id]
+        self.reattaching = {(t.conversation, t.seq) for _, t in pending}
+        done = 0
+        for conversation, turn in pending:
+            try:
+                finished = await self.service.reattach(conversation.id, turn.seq)
+            finally:
+                self.reattaching.discard((turn.conversation, turn.seq))
+            done += finished.status == "COMPLETED"
+        if pending:
+            self.notify(f"Re-attached {len(pending)} execution(s) left running; {done} completed.")
 
     @property
     def chat(self) -> ChatScreen | None:
@@ -92,6 +111,11 @@ class StackSpotApp(App[int]):
         yield SystemCommand("Copy code block", "Copy the last code block (ctrl+b)", chat.action_copy_code)
         yield SystemCommand("Copy conversation id", "Copy the StackSpot conversation id (ctrl+g)",
                             chat.action_copy_conversation_id)
+        yield SystemCommand("Conversations", "List, search, rename, archive, delete, export (ctrl+l)",
+                            chat.action_conversations)
+        for fmt, name in (("md", "Markdown"), ("json", "JSON"), ("html", "HTML"), ("txt", "plain text")):
+            yield SystemCommand(f"Export conversation as {name}", f"Write ./<id>.{fmt}",
+                                lambda fmt=fmt: chat.export_current(fmt))
         yield SystemCommand("Keys", "Show every key (F1)", self.action_help)
 
     def pick_slug(self, callback: Callable[[str | None], None]) -> None:
@@ -110,7 +134,7 @@ class StackSpotApp(App[int]):
     def help_rows(self) -> list[tuple[str, str, str]]:
         keymap = dict(self.settings.keymap)
         rows = []
-        for owner in (PromptInput, ChatScreen, StackSpotApp):
+        for owner in (PromptInput, ChatScreen, StackSpotApp, ConversationsScreen):
             for binding in owner.BINDINGS:
                 if isinstance(binding, Binding) and binding.id:
                     rows.append((keymap.get(binding.id, binding.key), binding.description, binding.id))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -12,8 +14,10 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from ..api.models import result_to_text
+from ..export import ExportWriteError
 from ..engine import ConversationService, Event, ExecutionStarted, Progressed, Retrying, TurnFinished
 from ..progress import ProgressLine, progress_lines, seconds
+from ..store import HistoryError
 from ..store.models import Conversation, Turn
 from .widgets import ConversationBar, MessageView, ProgressLog, PromptInput, WaitStatus, turn_messages
 
@@ -31,6 +35,8 @@ class ChatScreen(Screen):
         Binding("ctrl+g", "copy_conversation_id", "Copy conv. id", show=False, id="copy_conversation_id"),
         Binding("c", "copy_message", "Copy message", show=False, id="copy_message"),
         Binding("ctrl+e", "load_earlier", "Earlier turns", show=False, id="load_earlier"),
+        Binding("ctrl+l", "conversations", "Conversations", id="conversations"),
+        Binding("delete", "delete_turn", "Delete turn", show=False, id="delete_turn"),
     ]
 
     def __init__(self, service: ConversationService, *, slug: str | None, conversation_id: str | None, demo: bool):
@@ -124,10 +130,7 @@ class ChatScreen(Screen):
             self._scroll_to_seq(focus_seq)
         else:
             self.transcript.anchor()
-        for turn in turns:
-            if turn.needs_reattach:
-                self._start_reattach(turn)
-                break  # one at a time; the next is picked up when it ends
+        self._reattach_next()
 
     def _scroll_to_seq(self, seq: int) -> None:
         for view in self.transcript.query(MessageView):
@@ -178,7 +181,8 @@ class ChatScreen(Screen):
         if self.conversation is None:
             self.conversation = self.service.new_conversation(self.slug)
         self.query(".tip").remove()
-        self.transcript.mount(MessageView("user", prompt, note=f"turn {self.conversation.next_seq + 1}"))
+        self.transcript.mount(MessageView("user", prompt, note=f"turn {self.conversation.next_seq + 1}",
+                                          seq=self.conversation.next_seq))
         self.transcript.anchor()
         self.prompt.prompt_history.append(prompt)
         self.prompt.clear()
@@ -238,20 +242,22 @@ class ChatScreen(Screen):
 
     def _show_finished(self, turn: Turn) -> None:
         if turn.result is not None:
-            self.transcript.mount(MessageView("assistant", result_to_text(turn.result), note=turn.status, markdown=True))
+            self.transcript.mount(MessageView("assistant", result_to_text(turn.result), note=turn.status,
+                                              markdown=True, seq=turn.seq))
         if turn.status != "COMPLETED":
             text = turn.error or turn.status
             if turn.needs_reattach:
                 text += "\nThe execution may still run on StackSpot: reopen this conversation or run `stackspot-tui resume`."
-            self.transcript.mount(MessageView("error", text, note=turn.status))
+            self.transcript.mount(MessageView("error", text, note=turn.status, seq=turn.seq))
 
     def _reattach_next(self) -> None:
         if self.conversation is None or self.running:
             return
+        busy_elsewhere = getattr(self.app, "reattaching", set())
         for seq in self.service.store.get_conversation(self.conversation.id).pending:
             turn = self.service.store.get_turn(self.conversation.id, seq)
-            if turn.needs_reattach and not turn.error:
-                self._start_reattach(turn)
+            if turn.needs_reattach and not turn.error and (turn.conversation, seq) not in busy_elsewhere:
+                self._start_reattach(turn)  # one at a time; the next is picked up when it ends
                 return
 
     def _set_busy(self, busy: bool) -> None:
@@ -295,6 +301,50 @@ class ChatScreen(Screen):
         self.query(".tip").remove()
         self._welcome()
         self.prompt.focus()
+
+    def action_conversations(self) -> None:
+        from .history import ConversationsScreen
+
+        self.app.push_screen(ConversationsScreen(self.service.store, Path.cwd()), self._conversation_chosen)
+
+    def _conversation_chosen(self, choice: tuple[str, int | None] | None) -> None:
+        store = self.service.store
+        if choice is not None:
+            self.open_conversation(choice[0], focus_seq=choice[1])
+        elif self.conversation is not None:
+            try:
+                self.conversation = store.get_conversation(self.conversation.id)
+                self._refresh_bar()
+            except HistoryError:  # deleted from the list
+                self.action_new_conversation()
+
+    def export_current(self, fmt: str) -> None:
+        from .history import export_conversation
+
+        if self.conversation is None:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        try:
+            path = export_conversation(self.service.store, self.conversation, fmt, Path.cwd())
+        except (OSError, ExportWriteError) as exc:  # unwritable directory: say so, keep the app
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"Exported to {path}")
+
+    def action_delete_turn(self) -> None:
+        from .history import ConfirmScreen
+
+        focused = self.focused
+        if not isinstance(focused, MessageView) or focused.seq is None or self.conversation is None or self.running:
+            return
+        conv_id, seq = self.conversation.id, focused.seq
+
+        def answered(yes: bool) -> None:
+            if yes:
+                self.service.store.delete_turn(conv_id, seq)
+                self.open_conversation(conv_id)
+
+        self.app.push_screen(ConfirmScreen(f"Delete turn {seq + 1} of this conversation?"), answered)
 
     # -- copy ------------------------------------------------------------------------------------
 

@@ -61,8 +61,9 @@ class MessageView(Vertical, can_focus=True):
     MessageView Markdown { margin: 0; padding: 0; }
     """
 
-    def __init__(self, role: str, text: str, *, note: str = "", markdown: bool = False) -> None:
+    def __init__(self, role: str, text: str, *, note: str = "", markdown: bool = False, seq: int | None = None) -> None:
         super().__init__(classes=role)
+        self.seq = seq  # the turn this message belongs to
         self.role = role
         self.text = text
         self.note = note
@@ -85,13 +86,13 @@ class MessageView(Vertical, can_focus=True):
 
 def turn_messages(turn: Turn) -> list[MessageView]:
     """The transcript widgets of a stored turn."""
-    views = [MessageView("user", turn.prompt, note=f"turn {turn.seq + 1}")]
+    views = [MessageView("user", turn.prompt, note=f"turn {turn.seq + 1}", seq=turn.seq)]
     if turn.result is not None:
-        views.append(MessageView("assistant", result_to_text(turn.result), note=turn.status, markdown=True))
+        views.append(MessageView("assistant", result_to_text(turn.result), note=turn.status, markdown=True, seq=turn.seq))
     if turn.error and turn.status != "COMPLETED":
-        views.append(MessageView("error", turn.error, note=turn.status))
+        views.append(MessageView("error", turn.error, note=turn.status, seq=turn.seq))
     elif turn.needs_reattach:
-        views.append(MessageView("error", "still running on StackSpot: re-attaching…", note=turn.status))
+        views.append(MessageView("error", "still running on StackSpot: re-attaching…", note=turn.status, seq=turn.seq))
     return views
 
 

@@ -1,0 +1,247 @@
+"""Conversation list and full-text search: open, rename, archive, delete, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from .. import export
+from ..store import HistoryStore
+from ..store.models import Conversation
+from ..timefmt import relative
+from .safe import visible
+
+SEARCH_MIN_CHARS = 3
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Vertical { width: 64; height: auto; border: thick $error; background: $surface; padding: 1 2; }
+    ConfirmScreen Horizontal { height: auto; margin-top: 1; align-horizontal: center; }
+    ConfirmScreen Button { margin: 0 2; }
+    """
+    BINDINGS = [Binding("y", "answer(True)", "Yes", id="confirm_yes"), Binding("n,escape", "answer(False)", "No", id="confirm_no")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(visible(self.question)))
+            with Horizontal():
+                yield Button("Delete (y)", variant="error", id="yes")
+                yield Button("Keep (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class TextPrompt(ModalScreen[str | None]):
+    """One line of text (a new title)."""
+
+    DEFAULT_CSS = """
+    TextPrompt { align: center middle; }
+    TextPrompt > Vertical { width: 70; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="text_prompt_cancel")]
+
+    def __init__(self, label: str, value: str) -> None:
+        super().__init__()
+        self.label = label
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.label, style="bold"))
+            yield Input(value=self.value, id="value")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
+    """Newest first; typing filters titles, 3+ characters also search every prompt and answer.
+
+    Dismisses with (conversation id, turn seq or None) to open.
+    """
+
+    DEFAULT_CSS = """
+    ConversationsScreen { align: center middle; }
+    ConversationsScreen > Vertical { width: 96%; height: 90%; border: thick $primary; background: $surface; padding: 0 1; }
+    ConversationsScreen #heading { height: 1; text-style: bold; }
+    ConversationsScreen OptionList { height: 1fr; }
+    """
+    # Priority: these win over the search box's own ctrl+a/ctrl+d/ctrl+x editing keys.
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="conversations_close"),
+        Binding("ctrl+r", "rename", "Rename", id="conversation_rename", priority=True),
+        Binding("ctrl+a", "toggle_archive", "Archive/unarchive", id="conversation_archive", priority=True),
+        Binding("ctrl+d", "delete", "Delete", id="conversation_delete", priority=True),
+        Binding("ctrl+x", "export", "Export", id="conversation_export", priority=True),
+        Binding("ctrl+f", "cycle_format", "Format", id="conversation_export_format"),
+        Binding("ctrl+t", "toggle_archived_view", "Show archived", id="conversations_archived"),
+        Binding("down", "focus_list", "List", show=False, id="conversations_list"),
+    ]
+
+    def __init__(self, store: HistoryStore, export_dir: Path) -> None:
+        super().__init__()
+        self.store = store
+        self.export_dir = export_dir
+        self.show_archived = False
+        self.export_format = "md"
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(id="heading")
+            yield Input(placeholder="filter titles · 3+ characters search every prompt and answer", id="search")
+            yield OptionList(id="results")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_list()
+        self.query_one(Input).focus()
+
+    @property
+    def results(self) -> OptionList:
+        return self.query_one(OptionList)
+
+    def refresh_list(self) -> None:
+        needle = self.query_one(Input).value.strip()
+        conversations = self.store.list_conversations(archived=self.show_archived)
+        options: list[Option] = []
+        for c in conversations:
+            if needle.lower() in (c.title or "").lower() or needle.lower() in c.slug.lower():
+                options.append(Option(self._line(c), id=f"{c.id}:"))
+        if len(needle) >= SEARCH_MIN_CHARS:
+            for hit in self.store.search(needle, limit=100):
+                if hit.conversation.archived != self.show_archived:
+                    continue
+                line = Text.assemble(("  ↳ ", "dim"), (f"{hit.conversation.id} turn {hit.seq + 1} {hit.field}: ", "dim"),
+                                     visible(hit.snippet))
+                options.append(Option(line, id=f"{hit.conversation.id}:{hit.seq}:{hit.field}"))
+        self.results.clear_options()
+        self.results.add_options(options)
+        kind = "archived conversations" if self.show_archived else "conversations"
+        self.query_one("#heading", Static).update(
+            Text(f"{len(conversations)} {kind} · Enter opens · export as {self.export_format} (ctrl+x, ctrl+f changes)")
+        )
+
+    @staticmethod
+    def _line(c: Conversation) -> Text:
+        return Text.assemble(
+            (c.id, "bold"), "  ", (f"{relative(c.updated_at):>10}", "dim"), f"  {c.turn_count:>4} turns  ",
+            (f"{visible(c.slug):<18}", "cyan"), "  ", visible(c.title or "(untitled)"),
+        )
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.refresh_list()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if self.results.option_count:
+            self.results.highlighted = 0
+            self._open(self.results.get_option_at_index(0).id)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self._open(event.option.id)
+
+    def _open(self, option_id: str) -> None:
+        conv_id, seq, _field = (option_id.split(":") + ["", ""])[:3]
+        self.dismiss((conv_id, int(seq) if seq else None))
+
+    def _selected(self) -> Conversation | None:
+        index = self.results.highlighted
+        if index is None:
+            if not self.results.option_count:
+                return None
+            index = 0
+        conv_id = self.results.get_option_at_index(index).id.partition(":")[0]
+        return self.store.get_conversation(conv_id)
+
+    def action_focus_list(self) -> None:
+        if self.results.option_count:
+            self.results.focus()
+            if self.results.highlighted is None:
+                self.results.highlighted = 0
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_rename(self) -> None:
+        conversation = self._selected()
+        if conversation is None:
+            return
+
+        def renamed(title: str | None) -> None:
+            if title:
+                self.store.update_conversation(conversation.id, title=title)
+                self.refresh_list()
+
+        self.app.push_screen(TextPrompt(f"New title for {conversation.id}", conversation.title), renamed)
+
+    def action_toggle_archive(self) -> None:
+        conversation = self._selected()
+        if conversation is not None:
+            self.store.update_conversation(conversation.id, archived=not conversation.archived)
+            self.notify(f"{'Unarchived' if conversation.archived else 'Archived'} {conversation.id}")
+            self.refresh_list()
+
+    def action_toggle_archived_view(self) -> None:
+        self.show_archived = not self.show_archived
+        self.refresh_list()
+
+    def action_delete(self) -> None:
+        conversation = self._selected()
+        if conversation is None:
+            return
+
+        def answered(yes: bool) -> None:
+            if yes:
+                self.store.delete_conversation(conversation.id)
+                self.notify(f"Deleted {conversation.id}")
+                self.refresh_list()
+
+        question = f"Delete conversation {conversation.id} “{conversation.title}” ({conversation.turn_count} turns)?"
+        self.app.push_screen(ConfirmScreen(question), answered)
+
+    def action_export(self) -> None:
+        conversation = self._selected()
+        if conversation is None:
+            return
+        try:
+            path = export_conversation(self.store, conversation, self.export_format, self.export_dir)
+        except (OSError, export.ExportWriteError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"Exported to {path}")
+
+    def action_cycle_format(self) -> None:
+        formats = export.FORMATS
+        self.export_format = formats[(formats.index(self.export_format) + 1) % len(formats)]
+        self.refresh_list()
+
+
+def export_conversation(store: HistoryStore, conversation: Conversation, fmt: str, directory: Path) -> Path:
+    """Write an export next to the others, never over an existing file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{conversation.id}.{fmt}"
+    counter = 1
+    while path.exists():
+        path = directory / f"{conversation.id}-{counter}.{fmt}"
+        counter += 1
+    export.write_new_file(path, export.render(fmt, conversation, store.turns(conversation.id)), force=False)
+    return path

@@ -1,0 +1,123 @@
+"""Pilot tests for the history flows: open and continue, re-attach, search, rename/archive/delete, export."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackspot_tui.store import HistoryStore
+from stackspot_tui.tui.chat import ChatScreen
+from stackspot_tui.tui.history import ConfirmScreen, ConversationsScreen, TextPrompt
+
+from test_tui import creates, make_app, make_service, messages, send, until
+
+
+@pytest.fixture
+def service(tmp_path):
+    return make_service(tmp_path, duration=0.2)
+
+
+async def seed(service, slug: str, prompts: list[str]) -> str:
+    conversation = service.new_conversation(slug)
+    for prompt in prompts:
+        await service.send(conversation.id, prompt)
+    return conversation.id
+
+
+async def test_open_a_past_conversation_and_continue_it(service, tmp_path):
+    old = await seed(service, "code-review", ["the zebra parser"])
+    conversation_id = service.store.get_conversation(old).conversation_id
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+l")
+        assert isinstance(app.screen, ConversationsScreen)
+        await pilot.press("enter")  # first row: the newest conversation
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.chat.conversation is not None)
+        assert app.chat.conversation.id == old
+        assert [m.text for m in messages(app, "user")] == ["the zebra parser"]
+        await send(pilot, app, "and the follow-up")
+    assert creates(service)[-1]["query"]["conversation_id"] == conversation_id
+    assert [t.prompt for t in service.store.turns(old)] == ["the zebra parser", "and the follow-up"]
+
+
+async def test_turns_left_running_elsewhere_complete_in_the_background_at_start(service, tmp_path):
+    conversation = service.new_conversation("code-review")
+    turn = service.store.add_turn(conversation.id, "left running", "left running")
+    execution_id = await service.client.create_execution("code-review", "left running")
+    service.store.update_turn(conversation.id, turn.seq, execution_id=execution_id, status="CREATED")
+    app = make_app(service, tmp_path)  # opens on a new conversation, not that one
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: service.store.get_turn(conversation.id, turn.seq).status == "COMPLETED")
+    assert len(creates(service)) == 1
+
+
+async def test_search_finds_an_old_answer_and_opens_it_at_the_match(service, tmp_path):
+    target = await seed(service, "echo", ["nothing here", "the word is xylophone", "later turn"])
+    await seed(service, "echo", ["another conversation"])
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+l")
+        await pilot.press(*"xylophone")
+        screen = app.screen
+        ids = [screen.results.get_option_at_index(i).id for i in range(screen.results.option_count)]
+        assert f"{target}:1:prompt" in ids
+        screen.results.highlighted = ids.index(f"{target}:1:prompt")
+        await pilot.press("down", "up")  # focus moves into the list; keep the hit highlighted
+        screen.results.highlighted = ids.index(f"{target}:1:prompt")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.chat.conversation is not None)
+        assert app.chat.conversation.id == target
+        assert app.focused.seq == 1 and "xylophone" in app.focused.text
+
+
+async def test_rename_archive_delete_persist_across_restarts(service, tmp_path):
+    keep = await seed(service, "echo", ["keep me"])
+    drop = await seed(service, "echo", ["drop me"])
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+l")
+        screen = app.screen
+        order = [screen.results.get_option_at_index(i).id.split(":")[0] for i in range(screen.results.option_count)]
+        screen.results.highlighted = order.index(keep)
+        await pilot.press("ctrl+r")
+        assert isinstance(app.screen, TextPrompt)
+        app.screen.query_one("Input").value = "Renamed one"
+        await pilot.press("enter")
+        screen.results.highlighted = order.index(keep)
+        await pilot.press("ctrl+a")  # archive
+        assert screen.results.option_count == 1
+        screen.results.highlighted = 0
+        await pilot.press("ctrl+d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        assert screen.results.option_count == 0
+    reopened = HistoryStore(service.store.root)
+    archived = reopened.list_conversations(archived=True)
+    assert [(c.id, c.title) for c in archived] == [(keep, "Renamed one")]
+    assert reopened.list_conversations() == []
+    assert drop not in [c.id for c in reopened.list_conversations(archived=None)]
+
+
+async def test_delete_a_single_turn(service, tmp_path):
+    conv = await seed(service, "echo", ["one", "two"])
+    app = make_app(service, tmp_path, conversation_id=conv)
+    async with app.run_test(size=(120, 40)) as pilot:
+        messages(app, "user")[0].focus()
+        await pilot.press("delete")
+        await pilot.press("y")
+        await until(pilot, lambda: [m.text for m in messages(app, "user")] == ["two"])
+    assert [t.prompt for t in service.store.turns(conv)] == ["two"]
+
+
+async def test_export_from_the_list_and_the_palette(service, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    conv = await seed(service, "echo", ["<script>alert(1)</script>"])
+    app = make_app(service, tmp_path, conversation_id=conv)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.chat.export_current("html")
+        await pilot.press("ctrl+l")
+        await pilot.press("ctrl+f")  # md -> json
+        app.screen.results.highlighted = 0
+        await pilot.press("ctrl+x")
+    html = (tmp_path / f"{conv}.html").read_text()
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    assert (tmp_path / f"{conv}.html").exists() and (tmp_path / f"{conv}.json").exists()
