@@ -75,6 +75,7 @@ class HistoryStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = HistoryLock(self.root / "lock")
+        self._index_cache: dict[Path, tuple[tuple[int, int, int] | None, dict[str, dict]]] = {}
         with self._lock.hold():
             self._check_meta()
 
@@ -109,13 +110,29 @@ class HistoryStore:
         finally:
             db.close()
 
-    @staticmethod
-    def _records(path: Path, table: str) -> dict[str, dict]:
-        """A TinyDB table read straight from its file (bulk reads skip TinyDB's per-document cost)."""
+    def _records(self, path: Path, table: str) -> dict[str, dict]:
+        """A TinyDB table read straight from its file (bulk reads skip TinyDB's per-document cost).
+
+        Index shards are kept parsed while their file is unchanged: every write replaces the
+        file (new inode), so (inode, mtime, size) tells a stale copy from a fresh one, across
+        processes too. Callers must not mutate the returned records.
+        """
+        cacheable = table == INDEX_TABLE
+        if cacheable:
+            try:
+                st = path.stat()
+                key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                key = None
+            cached = self._index_cache.get(path)
+            if cached is not None and cached[0] == key:
+                return cached[1]
         data = AtomicJSONStorage(path).read() or {}
         records = data.get(table, {})
         if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
             raise HistoryCorruptError(path, f"table {table!r} is not a set of records")
+        if cacheable:
+            self._index_cache[path] = (key, records)
         return records
 
     @staticmethod
@@ -349,17 +366,23 @@ class HistoryStore:
         needle = text.lower()
         if not needle:
             return []
-        # The raw-file prefilter is exact only when JSON writes the needle unescaped.
+        # The raw-file prefilter is exact only when JSON writes the needle unescaped; bytes
+        # lower-casing is exact only for ASCII (and is ~2x cheaper than decoding first).
         prefilter = not (set(needle) & _JSON_ESCAPED)
+        ascii_needle = needle.encode("ascii") if prefilter and needle.isascii() else None
         hits: list[SearchHit] = []
         for conversation in self.list_conversations(archived=None):
             directory = self._conversation_dir(conversation.id)
-            for path in sorted(directory.glob("*.json")):
+            for page in range(0, conversation.next_seq, PAGE_SIZE):  # known pages: no directory listing
+                path = directory / f"{page // PAGE_SIZE:04d}.json"
                 try:
-                    raw = path.read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError):
+                    raw = path.read_bytes()
+                except OSError:
                     continue
-                if prefilter and needle not in raw.lower():
+                if ascii_needle is not None:
+                    if ascii_needle not in raw.lower():
+                        continue
+                elif prefilter and needle not in raw.decode("utf-8", "replace").lower():
                     continue
                 records = self._records(path, TURNS_TABLE)
                 for key in sorted(records, key=int):

@@ -88,4 +88,9 @@ class Conversation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Conversation":
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        if data.keys() <= _CONVERSATION_FIELDS:  # the common case: no filtering pass
+            return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in _CONVERSATION_FIELDS})
+
+
+_CONVERSATION_FIELDS = frozenset(Conversation.__dataclass_fields__)
