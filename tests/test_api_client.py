@@ -404,14 +404,31 @@ def test_poll_policy_backs_off_to_the_cap():
     assert [policy.next_delay(i, 100.0, None) for i in range(4)] == [1.0, 2.0, 3.0, 3.0]
 
 
-def test_poll_policy_pulls_in_next_poll_to_estimated_end():
+def test_poll_policy_aims_just_past_the_estimated_end():
     policy = PollPolicy(initial=0.5, factor=2.0, max_interval=5.0)
     # 1 s elapsed at 80%: about 0.25 s left, sooner than the 4 s backoff
-    assert policy.next_delay(3, 1.0, 0.8) == pytest.approx(0.25)
+    assert policy.next_delay(3, 1.0, 0.8) == pytest.approx(0.25 + policy.margin)
     assert policy.next_delay(3, 1.0, 0.99) == policy.min_interval
-    # 100% but still RUNNING: soon, scaled to how long it has run
-    assert policy.next_delay(3, 3.0, 1.0) == pytest.approx(0.3)
-    assert policy.next_delay(3, 60.0, 1.0) == 5.0  # capped
+
+
+def test_poll_policy_strides_when_the_end_is_far():
+    policy = PollPolicy(initial=0.5, factor=1.5, max_interval=5.0, eta_max_interval=30.0)
+    # 2 s in at 2%: ~98 s left: wait half of it, capped
+    assert policy.next_delay(1, 2.0, 0.02) == 30.0
+    # 20 s in at 50%: 20 s left: wait 10 s (more than the 5 s backoff cap)
+    assert policy.next_delay(6, 20.0, 0.5) == pytest.approx(10.0)
+
+
+def test_poll_policy_at_100_percent_not_final():
+    policy = PollPolicy(initial=0.5, factor=2.0, max_interval=5.0)
+    assert policy.next_delay(3, 3.0, 1.0) == policy.min_interval
+    assert policy.next_delay(3, 60.0, 1.0) == pytest.approx(1.2)
+    assert policy.next_delay(9, 1000.0, 1.0) == 5.0  # capped
+
+
+def test_poll_policy_no_percentage_yet():
+    policy = PollPolicy(initial=0.5, factor=2.0, max_interval=5.0)
+    assert policy.next_delay(0, 0.5, 0.0) == 1.0
 
 
 @pytest.mark.parametrize(

@@ -250,3 +250,17 @@ async def test_open_a_conversation_reattaches_a_running_turn(tmp_path):
         assert [m.text for m in messages(app, "user")] == ["left running"]
     assert len(creates(service)) == 1  # nothing re-sent
     assert service.store.get_turn(conversation.id, turn.seq).status == "COMPLETED"
+
+
+async def test_a_huge_answer_is_shown_as_text_not_markdown(service, tmp_path):
+    from textual.widgets import Markdown, TextArea
+
+    app = make_app(service, tmp_path, slug="echo")
+    big = "## title\n\n```python\nprint(1)\n```\n\n" * 2000  # ~60 KB, 2,000 code blocks
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, big)
+        answer = messages(app, "assistant")[-1]
+        assert answer.query(TextArea) and not answer.query(Markdown)
+        assert answer.query_one(TextArea).text == big[:32_000] and answer.text == big  # view capped, copy whole
+        prompt = messages(app, "user")[-1]  # the prompt is as large: a TextArea too
+        assert prompt.query(TextArea) and prompt.text == big

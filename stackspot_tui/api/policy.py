@@ -12,30 +12,36 @@ from email.utils import parsedate_to_datetime
 class PollPolicy:
     """Adaptive polling.
 
-    Intervals grow geometrically from ``initial`` up to ``max_interval`` so long executions
-    cost few requests; when the server reports a percentage, the next poll is pulled in to
-    the estimated end so short executions are seen finished soon after they finish.
+    Without a usable percentage, intervals grow geometrically from ``initial`` to
+    ``max_interval``. With one, the end time is estimated from elapsed time and percentage:
+    a poll is aimed just after the estimated end when it is near, and when it is far the
+    wait is half the remaining time (at most ``eta_max_interval``), so a long execution costs
+    a handful of polls and a short one is seen finished within a fraction of a second.
     """
 
     initial: float = 0.5
     factor: float = 1.5
     max_interval: float = 5.0
     min_interval: float = 0.2
+    eta_max_interval: float = 30.0
+    margin: float = 0.05  # aim this far past the estimated end
 
     def next_delay(self, poll_index: int, elapsed: float, percentage: float | None) -> float:
         """Delay after poll ``poll_index`` (0-based; ``initial`` precedes poll 0).
 
         ``elapsed`` is seconds since the execution was created.
         """
-        delay = min(self.max_interval, self.initial * self.factor ** (poll_index + 1))
-        if percentage is not None and percentage > 0.0 and elapsed > 0:
-            if percentage < 1.0:
-                remaining = elapsed * (1.0 - percentage) / percentage
-            else:
-                # "100%" but not final yet: wrapping up; look again soon, but not in a tight loop.
-                remaining = 0.1 * elapsed
-            delay = min(delay, max(self.min_interval, remaining))
-        return max(self.min_interval, delay)
+        base = min(self.max_interval, self.initial * self.factor ** (poll_index + 1))
+        if percentage is None or percentage <= 0.0 or elapsed <= 0:
+            return max(self.min_interval, base)
+        if percentage >= 1.0:
+            # "100%" but not final yet: wrapping up (or a rounded 99.6%); look again soon,
+            # backing off with the elapsed time so a server stuck at 100% is not hammered.
+            return max(self.min_interval, min(base, 0.02 * elapsed))
+        remaining = elapsed * (1.0 - percentage) / percentage
+        if remaining <= base:
+            return max(self.min_interval, remaining + self.margin)
+        return min(self.eta_max_interval, max(base, remaining / 2))
 
 
 @dataclass(frozen=True)

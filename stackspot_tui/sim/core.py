@@ -106,6 +106,17 @@ class Simulator:
     def __repr__(self) -> str:
         return f"Simulator(client_id={self.client_id!r}, duration={self.duration})"
 
+    def completes_at(self, execution_id: str) -> float | None:
+        """Wall-clock time at which an execution is (or was) marked COMPLETED; for benchmarks."""
+        with self._lock:
+            execution = self._executions.get(execution_id)
+            return None if execution is None else execution.created_wall + execution.duration
+
+    def polls_of(self, execution_id: str) -> int:
+        with self._lock:
+            execution = self._executions.get(execution_id)
+            return 0 if execution is None else execution.polls
+
     # -- adapters ---------------------------------------------------------------------------
 
     def handle_httpx(self, request: httpx.Request) -> httpx.Response:

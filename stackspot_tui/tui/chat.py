@@ -22,7 +22,7 @@ from ..store.models import Conversation, Turn
 from .widgets import ConversationBar, MessageView, ProgressLog, PromptInput, WaitStatus, turn_messages
 
 #: turns shown when a conversation opens; older ones load on demand
-RECENT_TURNS = 50
+RECENT_TURNS = 20
 
 
 class ChatScreen(Screen):
@@ -224,6 +224,7 @@ class ChatScreen(Screen):
             return
         self._set_busy(False)
         self.query_one(WaitStatus).stop()
+        self.log_view.flush(everything=True)
         if event.state == WorkerState.SUCCESS:
             self._show_finished(event.worker.result)
         elif event.state == WorkerState.CANCELLED:

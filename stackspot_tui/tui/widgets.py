@@ -19,6 +19,14 @@ from ..progress import ProgressLine
 from ..store.models import Turn
 from .safe import visible
 
+# Textual's Markdown builds a widget per block and highlights each code block: fine for
+# ordinary answers, seconds to minutes for huge ones. Past these sizes the answer is shown
+# as text in a virtualised, read-only TextArea (docs/performance.md).
+LARGE_ANSWER_CHARS = 32_000
+LARGE_ANSWER_FENCES = 40
+#: a huge message shows this much in the transcript; copy and export keep all of it
+LARGE_VIEW_CHARS = 32_000
+
 _FENCE = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1\s*$", re.S | re.M)
 
 
@@ -59,6 +67,7 @@ class MessageView(Vertical, can_focus=True):
     MessageView.error { border-left: thick $error; }
     MessageView .body { height: auto; }
     MessageView Markdown { margin: 0; padding: 0; }
+    MessageView TextArea.large { height: 30; border: none; }
     """
 
     def __init__(self, role: str, text: str, *, note: str = "", markdown: bool = False, seq: int | None = None) -> None:
@@ -74,11 +83,23 @@ class MessageView(Vertical, can_focus=True):
         header = Text(who)
         if self.note:
             header.append(f"  {visible(self.note)}", style="dim")
+        if self.is_large:
+            shown = "the first 32 KB as plain text; c copies it all" if len(self.text) > LARGE_VIEW_CHARS else "plain text"
+            header.append(f"  {len(self.text) // 1024} KB: {shown}", style="dim italic")
         yield Static(header, classes="who")
-        if self.markdown:
+        if self.is_large:
+            view = self.text[:LARGE_VIEW_CHARS]
+            yield TextArea(visible(view), read_only=True, soft_wrap=False, classes="body large")
+        elif self.markdown:
             yield Markdown(visible(self.text), classes="body")
         else:
             yield Static(Text(visible(self.text)), classes="body")
+
+    @property
+    def is_large(self) -> bool:
+        if len(self.text) > LARGE_ANSWER_CHARS:
+            return True
+        return self.markdown and self.text.count("```") > 2 * LARGE_ANSWER_FENCES
 
     def code_blocks(self) -> list[str]:
         return code_blocks(self.text)
@@ -97,7 +118,14 @@ def turn_messages(turn: Turn) -> list[MessageView]:
 
 
 class ProgressLog(RichLog):
-    """Execution progress, one line per event, never interpreted as markup."""
+    """Execution progress, one line per event, never interpreted as markup.
+
+    Lines are batched and written at most every 50 ms: each RichLog write re-renders and
+    refreshes, so a burst of events would otherwise stall the event loop (docs/performance.md).
+    """
+
+    FLUSH_SECONDS = 0.05
+    FLUSH_LINES = 100  # per write: a backlog drains in slices, with the loop free between them
 
     DEFAULT_CSS = """
     ProgressLog { border-left: solid $primary-darken-2; padding: 0 1; background: $surface; }
@@ -106,9 +134,24 @@ class ProgressLog(RichLog):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(max_lines=5000, min_width=20, wrap=True, markup=False, highlight=False, **kwargs)
+        self._pending: list[Text] = []
 
     def add(self, line: ProgressLine) -> None:
-        self.write(Text(visible(line.text), style=self.STYLES.get(line.level, "")))
+        if not self._pending:
+            self.set_timer(self.FLUSH_SECONDS, self.flush)
+        self._pending.append(Text(visible(line.text), style=self.STYLES.get(line.level, "")))
+
+    def flush(self, *, everything: bool = False) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.FLUSH_LINES], self._pending[self.FLUSH_LINES :]
+            self.write(Text("\n").join(batch))
+            if not everything and self._pending:
+                self.set_timer(0.01, self.flush)  # a timer, not call_later: lets the loop run between slices
+                return
+
+    def clear(self) -> "ProgressLog":
+        self._pending = []
+        return super().clear()
 
     def heading(self, text: str) -> None:
         self.add(ProgressLine(text, "heading"))

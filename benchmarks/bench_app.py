@@ -1,0 +1,128 @@
+"""Start-up to the first frame (headless and in a real pty), rendering and memory.
+
+Empty history vs 10,000 conversations / 200,000 turns; baseline `python -c "import textual.app"`.
+
+    python benchmarks/bench_app.py [--runs 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pty
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import DATA, build_history, machine  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+def wall(cmd: list[str], env: dict | None = None, until: str | None = None) -> float:
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    if until:
+        for line in process.stdout:
+            if until in line:
+                break
+        elapsed = time.perf_counter() - start
+        process.kill()
+        process.wait()
+        return elapsed
+    process.wait()
+    return time.perf_counter() - start
+
+
+def pty_first_frame(data_dir: Path, conversation: str | None = None) -> tuple[float, float]:
+    """Seconds until the bar is drawn in a real terminal, and the process's peak RSS (MB)."""
+    script = Path(sys.executable).parent / "stackspot-tui"
+    args = [str(script), "--demo", "--slug", "code-review"] + (["--conversation", conversation] if conversation else [])
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STACKSPOT")},
+           "STACKSPOT_TUI_DATA_DIR": str(data_dir), "STACKSPOT_TUI_CONFIG": str(data_dir / "none.toml"),
+           "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    start = time.perf_counter()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(args[0], args, env)
+    buffer = b""
+    elapsed = float("nan")
+    while time.perf_counter() - start < 30:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                buffer += os.read(fd, 65536)
+            except OSError:
+                break
+            if b"quick command" in buffer:
+                elapsed = time.perf_counter() - start
+                break
+    time.sleep(0.5)  # let it settle, then read its peak memory
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        rss = float("nan")
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return elapsed, rss
+
+
+def main(runs: int) -> dict:
+    facts = build_history(DATA / "history")
+    with tempfile.TemporaryDirectory() as tmp:
+        empty, large = Path(tmp) / "empty", Path(tmp) / "large"
+        empty.mkdir()
+        large.mkdir()
+        (large / "demo").symlink_to((DATA / "history").resolve())
+        baseline = statistics.median(wall([sys.executable, "-c", "import textual.app"]) for _ in range(runs))
+        probe = [sys.executable, str(HERE / "app_probe.py")]
+        headless = {
+            name: statistics.median(wall(probe + [str(d), conv], until="READY") for _ in range(runs))
+            for name, d, conv in (("empty", empty, "-"), ("large", large, "-"),
+                                  ("large + open 1,000-turn conversation", large, facts["big_conversation"]))
+        }
+        real = {name: [pty_first_frame(d, conv) for _ in range(runs)]
+                for name, d, conv in (("empty", empty, None), ("large", large, None))}
+        extra = subprocess.run(probe + [str(large), facts["big_conversation"], "--extra"], capture_output=True,
+                               text=True, timeout=300).stdout.strip().splitlines()[-1]
+    return {
+        "import_textual_s": baseline,
+        "headless_first_frame_s": headless,
+        "pty_first_frame_s": {k: statistics.median(v[0] for v in vals) for k, vals in real.items()},
+        "pty_peak_rss_mb": {k: max(v[1] for v in vals) for k, vals in real.items()},
+        "rendering": json.loads(extra),
+    }
+
+
+def print_table(r: dict) -> None:
+    base = r["import_textual_s"]
+    print(f"app start-up and rendering · {machine()}")
+    print(f"python -c 'import textual.app': {base:.3f} s")
+    for name, value in r["headless_first_frame_s"].items():
+        print(f"first frame, headless, {name:<40} {value:.3f} s (+{value - base:.3f} s over the import)")
+    for name, value in r["pty_first_frame_s"].items():
+        print(f"first frame, real pty, {name:<40} {value:.3f} s (+{value - base:.3f} s); "
+              f"peak RSS {r['pty_peak_rss_mb'][name]:.0f} MB")
+    rendering = r["rendering"]
+    print(f"10,000 log lines: {rendering['log_10k_lines_ms']:.0f} ms; event-loop lag p99 {rendering['loop_lag_p99_ms']:.1f} ms,"
+          f" max {rendering['loop_lag_max_ms']:.1f} ms; a key typed meanwhile shows in {rendering['key_during_drain_ms']:.0f} ms")
+    print(f"1 MB answer mounted and drawn: {rendering['answer_1mb_ms']:.0f} ms;"
+          f" peak RSS (headless, large history, 1,000-turn conversation open): {rendering['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = main(args.runs)
+    print(json.dumps(result)) if args.json else print_table(result)
