@@ -12,7 +12,7 @@ from typing import Any, Sequence, TextIO
 from . import __version__
 from .api import StackSpotError
 from .config import ConfigError, Settings, load_settings
-from .history_cli import HISTORY_COMMANDS, CommandError, run_history_command
+from .history_cli import HISTORY_COMMANDS, CommandError, run_history_command, run_repair
 from .store.errors import HistoryError
 
 EXIT_OK = 0
@@ -302,6 +302,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return asyncio.run(_run(args, settings, stdout, stderr))
         if args.command == "resume":
             return asyncio.run(_resume(args, settings, stdout, stderr))
+        if args.command == "repair":
+            from .runtime import history_root
+
+            return run_repair(history_root(settings, demo=args.demo), stderr)
         if args.command in HISTORY_COMMANDS:
             from .runtime import open_store
 

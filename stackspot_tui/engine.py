@@ -143,7 +143,7 @@ class ConversationService:
         emit = on_event or (lambda event: None)
         conversation = self.store.get_conversation(conversation_id)
         payload = prompt if input_data is None else input_data
-        turn = self.store.add_turn(conversation.id, prompt, payload)
+        turn = self.store.add_turn(conversation.id, prompt, payload, slug=slug or conversation.slug)
         conversation = self.store.get_conversation(conversation.id)
         emit(TurnSaved(conversation, turn))
         started = self._clock()

@@ -6,6 +6,7 @@ can never reach an export.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
@@ -170,11 +171,16 @@ pre{background:#f6f8fa;padding:.8rem;overflow:auto;border-radius:6px}code{font-f
 """
 
 
-def _markdown_html(text: str) -> str:
+@functools.lru_cache(maxsize=1)
+def _markdown_parser():
     from markdown_it import MarkdownIt
 
     # html=False: raw HTML in an answer is shown as text, never run.
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def _markdown_html(text: str) -> str:
+    return _markdown_parser().render(text)
 
 
 def to_html(conversation: Conversation, turns: Iterable[Turn]) -> str:

@@ -61,6 +61,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("id", metavar="ID")
 
+    sub.add_parser("repair", parents=[common], help="move damaged history files aside and rebuild the index")
+
     p = sub.add_parser("delete", parents=[common], help="delete a conversation, or one of its turns")
     p.add_argument("id", metavar="ID")
     p.add_argument("--turn", type=int, metavar="N", help="delete only turn N (1-based, as `show` numbers them)")
@@ -216,4 +218,13 @@ def _cmd_delete(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> in
         return 1
     store.delete_conversation(conversation.id)
     print(f"deleted {conversation.id}", file=stderr)
+    return 0
+
+
+
+def run_repair(root: Path, stderr: TextIO) -> int:
+    actions = HistoryStore(root, check=False).repair()
+    for line in actions:
+        print(line, file=stderr)
+    print(f"history at {root}: {f'{len(actions)} repair(s) done' if actions else 'nothing to repair'}", file=stderr)
     return 0

@@ -452,3 +452,30 @@ def test_retry_delay_is_capped_with_jitter():
     delays = [policy.delay(n) for n in range(1, 10)]
     assert all(0 < d <= 8.0 for d in delays)
     assert delays[-1] >= 4.0
+
+
+@pytest.mark.parametrize(
+    "result, text",
+    [
+        ("## Markdown", "## Markdown"),
+        ({"a": 1}, '```json\n{\n  "a": 1\n}\n```'),
+        ([1, "two"], '```json\n[\n  1,\n  "two"\n]\n```'),
+        (None, ""),
+        ("```json\n{\"a\": 1}\n```", "```json\n{\"a\": 1}\n```"),
+    ],
+    ids=["markdown", "object", "array", "null", "json-in-string"],
+)
+async def test_result_shapes(client, mock, result, text):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.get(CALLBACK).mock(return_value=callback("COMPLETED", 1.0, result=result))
+    execution = await client.get_execution(EXEC_ID)
+    assert execution.result == result and execution.result_text() == text
+
+
+@pytest.mark.parametrize("status", [403, 404])
+async def test_callback_4xx_is_not_retried(client, mock, status):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.get(CALLBACK).mock(return_value=httpx.Response(status, json={"message": "no"}))
+    with pytest.raises((ForbiddenError, NotFoundError)):
+        await client.get_execution(EXEC_ID)
+    assert route.call_count == 1

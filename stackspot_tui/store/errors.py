@@ -12,9 +12,10 @@ class HistoryError(Exception):
 class HistoryCorruptError(HistoryError):
     def __init__(self, path: Path, detail: str) -> None:
         self.path = path
+        self.detail = detail
         super().__init__(
-            f"history file {path} is damaged ({detail}); it was left untouched: move it aside "
-            "(or point STACKSPOT_TUI_DATA_DIR elsewhere) to start fresh"
+            f"history file {path} is damaged ({detail}); it was left untouched: "
+            "`stackspot-tui repair` moves damaged files aside and rebuilds what it can"
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from contextlib import contextmanager
@@ -50,8 +51,11 @@ class SearchHit:
     snippet: str
 
 
+_ID = re.compile(r"[0-9a-f]{8}")
+
+
 def _is_id(text: str) -> bool:
-    return len(text) == 8 and all(c in SHARDS for c in text)
+    return _ID.fullmatch(text) is not None
 
 
 def _doc_id(conv_id: str) -> int:
@@ -71,13 +75,15 @@ def _result_text(result: Any) -> str:
 
 
 class HistoryStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, check: bool = True) -> None:
+        """``check=False`` skips the schema check, for `repair` of a damaged meta.json."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = HistoryLock(self.root / "lock")
         self._index_cache: dict[Path, tuple[tuple[int, int, int] | None, dict[str, dict]]] = {}
-        with self._lock.hold():
-            self._check_meta()
+        if check:
+            with self._lock.hold():
+                self._check_meta()
 
     # -- files ------------------------------------------------------------------------------
 
@@ -258,13 +264,13 @@ class HistoryStore:
 
     # -- turns -------------------------------------------------------------------------------
 
-    def add_turn(self, conv_id: str, prompt: str, input_data: Any) -> Turn:
+    def add_turn(self, conv_id: str, prompt: str, input_data: Any, *, slug: str | None = None) -> Turn:
         with self._lock.hold():
             conversation = self.get_conversation(conv_id)
             if str(conversation.next_seq + 1) in self._records(self._page(conv_id, conversation.next_seq), TURNS_TABLE):
                 conversation = self.repair_index(conv_id)  # a crash left the page ahead of the index
             seq = conversation.next_seq
-            turn = Turn(conversation=conv_id, seq=seq, prompt=prompt, input_data=input_data)
+            turn = Turn(conversation=conv_id, seq=seq, prompt=prompt, input_data=input_data, slug=slug or conversation.slug)
             with self._table(self._page(conv_id, seq), TURNS_TABLE) as table:
                 table.insert(Document(turn.to_dict(), doc_id=seq + 1))
             fields: dict[str, Any] = {"next_seq": seq + 1, "turn_count": conversation.turn_count + 1,
@@ -396,6 +402,63 @@ class HistoryStore:
         return hits
 
     # -- recovery ----------------------------------------------------------------------------
+
+    def repair(self) -> list[str]:
+        """Move damaged files aside and rebuild index records from the turn pages.
+
+        Returns what was done, one line per action. Nothing is deleted or overwritten.
+        """
+        actions: list[str] = []
+        with self._lock.hold():
+            try:
+                self._check_meta()
+            except HistoryCorruptError as exc:
+                moved = self.quarantine(exc.path)
+                actions.append(f"moved damaged meta.json aside to {moved.name} ({exc.detail})")
+                self._check_meta()
+            self._index_cache.clear()
+            for path in sorted(self.root.glob("index/*.json")) + sorted(self.root.glob("conversations/*/*.json")):
+                table = INDEX_TABLE if path.parent.name == "index" else TURNS_TABLE
+                parse = self._conversation_from if table == INDEX_TABLE else self._turn_from
+                try:
+                    for record in self._records(path, table).values():
+                        parse(record, path)
+                except HistoryCorruptError as exc:
+                    moved = self.quarantine(path)
+                    actions.append(f"moved damaged {path.relative_to(self.root)} aside to {moved.name} ({exc.detail})")
+            self._index_cache.clear()
+            known = set()
+            for shard in SHARDS:
+                known.update(r["id"] for r in self._records(self.root / "index" / f"{shard}.json", INDEX_TABLE).values())
+            for directory in sorted((self.root / "conversations").glob("*")):
+                if not directory.is_dir() or not _is_id(directory.name):
+                    continue
+                if directory.name in known:
+                    self.repair_index(directory.name)
+                else:
+                    self._rebuild_record(directory.name)
+                    actions.append(f"rebuilt the index record of conversation {directory.name} from its turns")
+        return actions
+
+    def _rebuild_record(self, conv_id: str) -> None:
+        turns = []
+        for path in sorted(self._conversation_dir(conv_id).glob("*.json")):
+            turns += [self._turn_from(r, path) for r in self._records(path, TURNS_TABLE).values()]
+        turns.sort(key=lambda t: t.seq)
+        first, last = (turns[0], turns[-1]) if turns else (None, None)
+        conversation = Conversation(
+            id=conv_id,
+            slug=(last.slug if last and last.slug else "unknown"),
+            title=self._title_from(first.prompt) if first else "",
+            conversation_id=next((t.conversation_id for t in reversed(turns) if t.conversation_id), None),
+            created_at=first.created_at if first else now_iso(),
+            updated_at=(last.finished_at or last.created_at) if last else now_iso(),
+            turn_count=len(turns),
+            next_seq=last.seq + 1 if last else 0,
+            pending=sorted(t.seq for t in turns if t.needs_reattach),
+        )
+        with self._table(self._shard(conv_id), INDEX_TABLE) as table:
+            table.upsert(Document(conversation.to_dict(), doc_id=_doc_id(conv_id)))
 
     @staticmethod
     def quarantine(path: Path) -> Path:

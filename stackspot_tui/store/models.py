@@ -34,6 +34,7 @@ class Turn:
     seq: int  # 0-based position in the conversation, never reused
     prompt: str
     input_data: Any  # what was sent: the prompt text, or a JSON object
+    slug: str | None = None  # quick command the turn ran (lets `repair` rebuild a lost index record)
     status: str = PENDING
     execution_id: str | None = None
     conversation_id: str | None = None  # StackSpot conversation id the turn ran in
