@@ -1,0 +1,77 @@
+"""Property-based tests: any JSON through the callback parser, any text through store -> export -> import."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stackspot_tui import export
+from stackspot_tui.api.models import Execution, result_to_text
+from stackspot_tui.engine import _step_summaries
+from stackspot_tui.store import HistoryStore
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=25,
+)
+
+# Callback-shaped documents with every field possibly missing, null or of the wrong type.
+callback_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "execution_id": json_values,
+        "conversation_id": json_values,
+        "quick_command_slug": json_values,
+        "progress": json_values | st.fixed_dictionaries({}, optional={
+            "status": json_values, "execution_percentage": json_values, "start": json_values,
+            "end": json_values, "duration": json_values}),
+        "steps": json_values | st.lists(json_values | st.fixed_dictionaries({}, optional={
+            "step_name": json_values, "execution_order": json_values, "type": json_values,
+            "step_result": json_values}), max_size=4),
+        "result": json_values,
+        "error": json_values,
+    },
+)
+
+
+@given(json_values | callback_like)
+def test_any_json_parses_to_an_execution(document):
+    execution = Execution.parse(document)
+    assert isinstance(execution.status, str) and execution.status
+    assert execution.progress.percentage is None or 0.0 <= execution.progress.percentage <= 1.0
+    assert isinstance(result_to_text(execution.result), str)
+    for step in execution.steps:
+        assert isinstance(step.name, str)
+    _step_summaries(execution.steps)  # what the engine stores must be buildable too
+    assert execution.is_final == (execution.status in ("COMPLETED", "FAILURE", "ERROR"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    title=st.text(max_size=40),
+    prompts=st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=4),
+    results=st.lists(json_values, min_size=4, max_size=4),
+)
+def test_any_text_survives_store_export_import(title, prompts, results):
+    with tempfile.TemporaryDirectory() as tmp:
+        store = HistoryStore(Path(tmp) / "a")
+        conversation = store.create_conversation("qc", title=title)
+        for prompt, result in zip(prompts, results):
+            turn = store.add_turn(conversation.id, prompt, prompt)
+            store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=result)
+        conversation = store.get_conversation(conversation.id)
+        document = export.to_json(conversation, store.turns(conversation.id))
+        other = HistoryStore(Path(tmp) / "b")
+        imported = other.import_conversation(*export.from_document(json.loads(document)))
+        assert export.to_json(imported, other.turns(imported.id)) == document
+        assert [t.prompt for t in other.turns(imported.id)] == prompts
+        for fmt in ("md", "html", "txt"):
+            text = export.render(fmt, imported, other.turns(imported.id))
+            assert "\x1b" not in text
+        page = export.to_html(imported, other.turns(imported.id))
+        assert "<script" not in page.lower().replace("&lt;script", "")

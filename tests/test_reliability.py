@@ -1,0 +1,132 @@
+"""Damaged history, several writers at once, a 1 MB prompt, secrets in verbose output."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+
+import pytest
+
+from stackspot_tui.cli import main
+from stackspot_tui.sim import Simulator
+from stackspot_tui.sim.server import SimulatorServer
+from stackspot_tui.store import HistoryCorruptError, HistoryStore
+
+from helpers import SECRET, program
+
+
+def seeded(root, turns=3):
+    store = HistoryStore(root)
+    conversation = store.create_conversation("code-review")
+    for n in range(turns):
+        turn = store.add_turn(conversation.id, f"prompt {n}", f"prompt {n}", slug="code-review")
+        store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=f"answer {n}", conversation_id="01CONV")
+    store.update_conversation(conversation.id, conversation_id="01CONV")
+    return store, conversation
+
+
+def test_repair_rebuilds_a_damaged_index_shard_from_the_pages(tmp_path):
+    store, conversation = seeded(tmp_path)
+    shard = tmp_path / "index" / f"{conversation.id[0]}.json"
+    shard.write_text("{garbage")
+    with pytest.raises(HistoryCorruptError, match="stackspot-tui repair"):
+        HistoryStore(tmp_path).list_conversations()
+    actions = HistoryStore(tmp_path, check=False).repair()
+    assert any("moved damaged index" in a for a in actions) and any("rebuilt" in a for a in actions)
+    [moved] = list((tmp_path / "index").glob("*.corrupt-*"))
+    assert moved.read_text() == "{garbage"  # kept, never overwritten
+    again = HistoryStore(tmp_path).get_conversation(conversation.id)
+    assert (again.slug, again.turn_count, again.conversation_id, again.title) == ("code-review", 3, "01CONV", "prompt 0")
+
+
+def test_repair_moves_a_damaged_page_aside_and_keeps_the_rest(tmp_path):
+    store = HistoryStore(tmp_path)
+    conversation = store.create_conversation("qc")
+    for n in range(150):
+        store.add_turn(conversation.id, f"p{n}", "x")
+    (tmp_path / "conversations" / conversation.id / "0000.json").write_text('{"turns": {"1": ')
+    HistoryStore(tmp_path, check=False).repair()
+    repaired = HistoryStore(tmp_path)
+    assert [t.seq for t in repaired.turns(conversation.id)] == list(range(100, 150))
+    assert repaired.get_conversation(conversation.id).turn_count == 50
+
+
+def test_repair_of_a_damaged_meta_file(tmp_path):
+    seeded(tmp_path)
+    (tmp_path / "meta.json").write_text("not json")
+    actions = HistoryStore(tmp_path, check=False).repair()
+    assert any("meta.json" in a for a in actions)
+    assert len(HistoryStore(tmp_path).list_conversations()) == 1
+
+
+def test_repair_from_the_command_line(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("STACKSPOT")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("STACKSPOT_TUI_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("STACKSPOT_TUI_CONFIG", str(tmp_path / "none.toml"))
+    _, conversation = seeded(tmp_path / "history")
+    (tmp_path / "history" / "index" / f"{conversation.id[0]}.json").write_text("[")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["conversations"], stdout=out, stderr=err) == 1 and "stackspot-tui repair" in err.getvalue()
+    err = io.StringIO()
+    assert main(["repair"], stdout=out, stderr=err) == 0 and "repair(s) done" in err.getvalue()
+    out = io.StringIO()
+    assert main(["conversations", "--json"], stdout=out, stderr=io.StringIO()) == 0
+    assert json.loads(out.getvalue())[0]["id"] == conversation.id
+
+
+@pytest.fixture(scope="module")
+def server():
+    with SimulatorServer(Simulator(client_secret=SECRET, duration=0.2)) as running:
+        yield running
+
+
+def env_for(server, data_dir, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKSPOT")}
+    env.update(STACKSPOT_CLIENT_ID="demo-client", STACKSPOT_CLIENT_SECRET=SECRET, STACKSPOT_API_URL=server.url,
+               STACKSPOT_AUTH_URL=f"{server.url}/r/oidc/oauth/token", STACKSPOT_TUI_DATA_DIR=str(data_dir),
+               STACKSPOT_TUI_CONFIG=str(data_dir / "none.toml"), NO_PROXY="127.0.0.1", **extra)
+    return env
+
+
+@pytest.mark.e2e
+def test_parallel_run_processes_lose_no_turn(server, tmp_path):
+    store = HistoryStore(tmp_path / "history")
+    conversation = store.create_conversation("echo")
+    writers, turns_each = 4, 3
+    script = " && ".join(f"{' '.join(program())} run echo --conversation {conversation.id} -q 'w$W t{n}'"
+                         for n in range(turns_each))
+    processes = [subprocess.Popen(["sh", "-c", script], env={**env_for(server, tmp_path), "W": str(w)},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for w in range(writers)]
+    for process in processes:
+        assert process.wait(timeout=120) == 0, process.stderr.read()
+    turns = HistoryStore(tmp_path / "history").turns(conversation.id)
+    assert len(turns) == writers * turns_each
+    assert sorted(t.seq for t in turns) == list(range(writers * turns_each))
+    assert all(t.status == "COMPLETED" and t.result == t.prompt for t in turns)
+
+
+@pytest.mark.e2e
+def test_a_1mb_prompt_round_trips(server, tmp_path):
+    prompt = ("0123456789abcdef" * 64 + "\n") * 1000  # ~1 MB
+    result = subprocess.run([*program(), "run", "echo"], input=prompt.encode(), env=env_for(server, tmp_path),
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == prompt
+
+
+@pytest.mark.e2e
+def test_secrets_and_tokens_stay_out_of_verbose_output_and_files(server, tmp_path):
+    env = env_for(server, tmp_path)
+    outputs = []
+    for args in (["run", "code-review", "-v", "x"], ["run", "echo", "-v", "--json", "--continue", "y"],
+                 ["export", "--all", "--format", "html", "-o", str(tmp_path / "exports")]):
+        result = subprocess.run([*program(), *args], env=env, capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout + result.stderr)
+    written = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    for blob in outputs + written:
+        assert SECRET.encode() not in blob
+        assert b"sim-" not in blob and b"Bearer" not in blob  # simulator tokens start with "sim-"
