@@ -11,6 +11,8 @@ from typing import Any, Sequence, TextIO
 
 from . import __version__
 from .api import StackSpotError
+from .api.text import one_line
+from .textsafe import visible
 from .config import ConfigError, Settings, load_settings
 from .history_cli import HISTORY_COMMANDS, CommandError, run_history_command, run_repair
 from .store.errors import HistoryError
@@ -215,8 +217,7 @@ async def _run(args: argparse.Namespace, settings: Settings, stdout: TextIO, std
         }
         print(json.dumps(document, ensure_ascii=False), file=stdout)
     elif turn.status == "COMPLETED":
-        text = result_to_text(turn.result)
-        print(text, file=stdout, end="" if text.endswith("\n") else "\n")
+        _print_result(result_to_text(turn.result), stdout)
     if turn.status == "COMPLETED":
         return EXIT_OK
     if not args.json:
@@ -248,8 +249,7 @@ async def _resume(args: argparse.Namespace, settings: Settings, stdout: TextIO, 
                                   "status": turn.status, "result": turn.result, "error": turn.error},
                                  ensure_ascii=False), file=stdout)
             elif turn.status == "COMPLETED":
-                text = result_to_text(turn.result)
-                print(text, file=stdout, end="" if text.endswith("\n") else "\n")
+                _print_result(result_to_text(turn.result), stdout)
             if turn.status != "COMPLETED":
                 if not args.json:
                     _error(stderr, f"{conversation.id} turn {turn.seq + 1}: {turn.error or turn.status}")
@@ -283,8 +283,15 @@ def _simulate(args: argparse.Namespace, stdout: TextIO) -> int:
 # -- entry point --------------------------------------------------------------------------------
 
 
+def _print_result(text: str, stdout: TextIO) -> None:
+    """The result as StackSpot sent it to a pipe; on a terminal, escape sequences are shown, not obeyed."""
+    if stdout.isatty():
+        text = visible(text)
+    print(text, file=stdout, end="" if text.endswith("\n") else "\n")
+
+
 def _error(stderr: TextIO, message: str) -> None:
-    print(f"stackspot-tui: error: {message}", file=stderr, flush=True)
+    print(f"stackspot-tui: error: {one_line(message, 500)}", file=stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

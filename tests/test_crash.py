@@ -97,3 +97,66 @@ def test_sigkill_of_run_at_random_points_then_resume(tmp_path):
     assert len(turns) >= 1
     assert all(t.status == "COMPLETED" for t in turns if t.execution_id)
     assert store.pending_turns() == []
+
+
+TUI_CHILD = textwrap.dedent(
+    """
+    import asyncio
+    from stackspot_tui.config import load_settings
+    from stackspot_tui.runtime import build_service
+    from stackspot_tui.tui.app import StackSpotApp
+    from stackspot_tui.tui.widgets import PromptInput
+
+    async def main():
+        settings = load_settings()
+        app = StackSpotApp(settings, service_factory=lambda demo: build_service(settings, demo=False),
+                           slug="delay-600")
+        async with app.run_test() as pilot:
+            for n in range(1000):
+                app.screen.query_one(PromptInput).load_text(f"tui turn {n}")
+                await pilot.press("enter")
+                await pilot.pause(0.05)
+                while app.chat.running:
+                    await pilot.pause(0.05)
+                print(n, flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_sigkill_of_the_tui_under_run_test_then_resume(tmp_path):
+    simulator = Simulator(client_secret=SECRET)
+    rng = random.Random(5)
+    with SimulatorServer(simulator) as server:
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "STACKSPOT_CLIENT_ID": "demo-client",
+            "STACKSPOT_CLIENT_SECRET": SECRET,
+            "STACKSPOT_API_URL": server.url,
+            "STACKSPOT_AUTH_URL": f"{server.url}/r/oidc/oauth/token",
+            "STACKSPOT_TUI_DATA_DIR": str(tmp_path),
+            "STACKSPOT_TUI_CONFIG": str(tmp_path / "none.toml"),
+        }
+        kills = 5
+        completed_before: set[tuple[str, int]] = set()
+        for _ in range(kills):
+            child = subprocess.Popen([sys.executable, "-c", TUI_CHILD], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(1.0, 2.5))  # start-up, then somewhere inside a turn
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            assert_all_files_valid(tmp_path)
+            store = HistoryStore(tmp_path / "history")
+            turns = [t for c in store.list_conversations() for t in store.turns(c.id)]
+            completed_now = {(t.conversation, t.seq) for t in turns if t.status == "COMPLETED"}
+            assert completed_before <= completed_now
+            completed_before = completed_now
+        creates = sum("create-execution" in r["path"] for r in simulator.requests)
+        resumed = subprocess.run([*program(), "resume"], env=env, capture_output=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stderr
+        assert sum("create-execution" in r["path"] for r in simulator.requests) == creates
+    store = HistoryStore(tmp_path / "history")
+    turns = [t for c in store.list_conversations() for t in store.turns(c.id)]
+    assert turns and all(t.status == "COMPLETED" for t in turns if t.execution_id)
+    print(f"{kills} TUI kills, {len(turns)} turns, {len(completed_before)} completed before resume")

@@ -130,3 +130,21 @@ def test_secrets_and_tokens_stay_out_of_verbose_output_and_files(server, tmp_pat
     for blob in outputs + written:
         assert SECRET.encode() not in blob
         assert b"sim-" not in blob and b"Bearer" not in blob  # simulator tokens start with "sim-"
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_result_escapes_are_shown_not_obeyed_on_a_terminal_but_kept_in_a_pipe():
+    from stackspot_tui.cli import _error, _print_result
+
+    hostile = "ok \x1b[2J\x1b]0;pwned\x07 done\n"
+    terminal, pipe, err = FakeTerminal(), io.StringIO(), io.StringIO()
+    _print_result(hostile, terminal)
+    _print_result(hostile, pipe)
+    _error(err, "failed: \x1b[31mred\x1b[0m\nsecond line")
+    assert "\x1b" not in terminal.getvalue() and "␛[2J" in terminal.getvalue()
+    assert pipe.getvalue() == hostile
+    assert "\x1b" not in err.getvalue() and err.getvalue().count("\n") == 1

@@ -16,7 +16,7 @@ from .. import export
 from ..store import HistoryStore
 from ..store.models import Conversation
 from ..timefmt import relative
-from .safe import visible
+from ..textsafe import visible
 
 SEARCH_MIN_CHARS = 3
 

@@ -12,7 +12,7 @@ from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..config import ENV_VARS
-from .safe import visible
+from ..textsafe import visible
 
 
 class FirstRunScreen(Screen[str]):

@@ -17,7 +17,7 @@ from textual.widgets import Markdown, RichLog, Static, TextArea
 from ..api.models import result_to_text
 from ..progress import ProgressLine
 from ..store.models import Turn
-from .safe import visible
+from ..textsafe import visible
 
 # Textual's Markdown builds a widget per block and highlights each code block: fine for
 # ordinary answers, seconds to minutes for huge ones. Past these sizes the answer is shown

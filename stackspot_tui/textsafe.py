@@ -1,10 +1,10 @@
-"""Server text shown as text: no Rich markup, no terminal escapes."""
+"""Server text shown as text: control characters (terminal escapes) made visible, never obeyed."""
 
 from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # all but tab and newline
 
 
 def visible(text: str) -> str:
