@@ -27,6 +27,41 @@ def assert_all_files_valid(root: Path) -> None:
         json.loads(path.read_bytes())  # raises on a torn write
 
 
+def sim_env(server, data_dir: Path) -> dict[str, str]:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "STACKSPOT_CLIENT_ID": "demo-client",
+        "STACKSPOT_CLIENT_SECRET": SECRET,
+        "STACKSPOT_API_URL": server.url,
+        "STACKSPOT_AUTH_URL": f"{server.url}/r/oidc/oauth/token",
+        "STACKSPOT_TUI_DATA_DIR": str(data_dir),
+        "STACKSPOT_TUI_CONFIG": str(data_dir / "none.toml"),
+    }
+
+
+def completed_after_kill(data_dir: Path, before: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Check the history after a kill: every file valid, no completed turn lost."""
+    assert_all_files_valid(data_dir)
+    store = HistoryStore(data_dir / "history")
+    turns = [t for c in store.list_conversations() for t in store.turns(c.id)]
+    now = {(t.conversation, t.seq) for t in turns if t.status == "COMPLETED"}
+    assert before <= now
+    return now
+
+
+def resume_creates_nothing(simulator: Simulator, env: dict[str, str], data_dir: Path) -> list:
+    """`stackspot-tui resume` finishes every created execution without a second create."""
+    creates = sum("create-execution" in r["path"] for r in simulator.requests)
+    resumed = subprocess.run([*program(), "resume"], env=env, capture_output=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sum("create-execution" in r["path"] for r in simulator.requests) == creates
+    store = HistoryStore(data_dir / "history")
+    turns = [t for c in store.list_conversations() for t in store.turns(c.id)]
+    assert turns and all(t.status == "COMPLETED" for t in turns if t.execution_id)
+    assert store.pending_turns() == []
+    return turns
+
+
 APPENDER = textwrap.dedent(
     """
     import sys
@@ -65,39 +100,16 @@ def test_sigkill_of_run_at_random_points_then_resume(tmp_path):
     simulator = Simulator(client_secret=SECRET, duration=0.4)
     rng = random.Random(11)
     with SimulatorServer(simulator) as server:
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "STACKSPOT_CLIENT_ID": "demo-client",
-            "STACKSPOT_CLIENT_SECRET": SECRET,
-            "STACKSPOT_API_URL": server.url,
-            "STACKSPOT_AUTH_URL": f"{server.url}/r/oidc/oauth/token",
-            "STACKSPOT_TUI_DATA_DIR": str(tmp_path),
-            "STACKSPOT_TUI_CONFIG": str(tmp_path / "none.toml"),
-        }
-        completed_before: set[tuple[str, int]] = set()
-        kills = 8
-        for n in range(kills):
+        env = sim_env(server, tmp_path)
+        completed: set[tuple[str, int]] = set()
+        for n in range(8):
             child = subprocess.Popen([*program(), "run", "delay-800", "--continue", f"turn {n}"], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.2, 1.6))  # start-up, create, polling or the final write
             child.send_signal(signal.SIGKILL)
             child.wait()
-            assert_all_files_valid(tmp_path)
-            store = HistoryStore(tmp_path / "history")
-            turns = [t for c in store.list_conversations() for t in store.turns(c.id)]
-            completed_now = {(t.conversation, t.seq) for t in turns if t.status == "COMPLETED"}
-            assert completed_before <= completed_now
-            completed_before = completed_now
-        creates = sum("create-execution" in r["path"] for r in simulator.requests)
-        resumed = subprocess.run([*program(), "resume"], env=env, capture_output=True, timeout=60)
-        assert resumed.returncode == 0, resumed.stderr
-        assert sum("create-execution" in r["path"] for r in simulator.requests) == creates  # nothing re-sent
-    store = HistoryStore(tmp_path / "history")
-    turns = [t for c in store.list_conversations() for t in store.turns(c.id)]
-    assert len(turns) >= 1
-    assert all(t.status == "COMPLETED" for t in turns if t.execution_id)
-    assert store.pending_turns() == []
-
+            completed = completed_after_kill(tmp_path, completed)
+        resume_creates_nothing(simulator, env, tmp_path)
 
 TUI_CHILD = textwrap.dedent(
     """
@@ -129,34 +141,15 @@ def test_sigkill_of_the_tui_under_run_test_then_resume(tmp_path):
     simulator = Simulator(client_secret=SECRET)
     rng = random.Random(5)
     with SimulatorServer(simulator) as server:
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "STACKSPOT_CLIENT_ID": "demo-client",
-            "STACKSPOT_CLIENT_SECRET": SECRET,
-            "STACKSPOT_API_URL": server.url,
-            "STACKSPOT_AUTH_URL": f"{server.url}/r/oidc/oauth/token",
-            "STACKSPOT_TUI_DATA_DIR": str(tmp_path),
-            "STACKSPOT_TUI_CONFIG": str(tmp_path / "none.toml"),
-        }
+        env = sim_env(server, tmp_path)
+        completed: set[tuple[str, int]] = set()
         kills = 5
-        completed_before: set[tuple[str, int]] = set()
         for _ in range(kills):
             child = subprocess.Popen([sys.executable, "-c", TUI_CHILD], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(1.0, 2.5))  # start-up, then somewhere inside a turn
             child.send_signal(signal.SIGKILL)
             child.wait()
-            assert_all_files_valid(tmp_path)
-            store = HistoryStore(tmp_path / "history")
-            turns = [t for c in store.list_conversations() for t in store.turns(c.id)]
-            completed_now = {(t.conversation, t.seq) for t in turns if t.status == "COMPLETED"}
-            assert completed_before <= completed_now
-            completed_before = completed_now
-        creates = sum("create-execution" in r["path"] for r in simulator.requests)
-        resumed = subprocess.run([*program(), "resume"], env=env, capture_output=True, timeout=60)
-        assert resumed.returncode == 0, resumed.stderr
-        assert sum("create-execution" in r["path"] for r in simulator.requests) == creates
-    store = HistoryStore(tmp_path / "history")
-    turns = [t for c in store.list_conversations() for t in store.turns(c.id)]
-    assert turns and all(t.status == "COMPLETED" for t in turns if t.execution_id)
-    print(f"{kills} TUI kills, {len(turns)} turns, {len(completed_before)} completed before resume")
+            completed = completed_after_kill(tmp_path, completed)
+        turns = resume_creates_nothing(simulator, env, tmp_path)
+    print(f"{kills} TUI kills, {len(turns)} turns, {len(completed)} completed before resume")
