@@ -148,3 +148,33 @@ def test_result_escapes_are_shown_not_obeyed_on_a_terminal_but_kept_in_a_pipe():
     assert "\x1b" not in terminal.getvalue() and "␛[2J" in terminal.getvalue()
     assert pipe.getvalue() == hostile
     assert "\x1b" not in err.getvalue() and err.getvalue().count("\n") == 1
+
+
+@pytest.mark.e2e
+async def test_the_app_and_the_cli_write_one_history_at_once(server, tmp_path):
+    """The TUI sends turns while a `run` process appends to the same conversation."""
+    from stackspot_tui.api import PollPolicy, StackSpotClient
+    from stackspot_tui.config import Settings
+    from stackspot_tui.engine import ConversationService
+    from stackspot_tui.tui.app import StackSpotApp
+
+    from test_tui import send, until
+
+    store = HistoryStore(tmp_path / "history")
+    conversation = store.create_conversation("echo")
+    client = StackSpotClient(client_id="demo-client", client_secret=SECRET, token_url=f"{server.url}/r/oidc/oauth/token",
+                             api_url=server.url, poll=PollPolicy(initial=0.05, max_interval=0.2))
+    app = StackSpotApp(Settings(data_dir=tmp_path), service=ConversationService(client, store), slug="echo",
+                       conversation_id=conversation.id)
+    script = " && ".join(f"{' '.join(program())} run echo --conversation {conversation.id} -q 'cli {n}'" for n in range(3))
+    cli = subprocess.Popen(["sh", "-c", script], env=env_for(server, tmp_path), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for n in range(3):
+            await send(pilot, app, f"tui {n}")
+        await until(pilot, lambda: cli.poll() is not None, timeout=60)
+    await client.aclose()
+    assert cli.returncode == 0, cli.stderr.read()
+    turns = HistoryStore(tmp_path / "history").turns(conversation.id)
+    assert sorted(t.prompt for t in turns) == sorted([f"tui {n}" for n in range(3)] + [f"cli {n}" for n in range(3)])
+    assert sorted(t.seq for t in turns) == list(range(6)) and all(t.status == "COMPLETED" for t in turns)

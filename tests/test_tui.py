@@ -264,3 +264,20 @@ async def test_a_huge_answer_is_shown_as_text_not_markdown(service, tmp_path):
         assert answer.query_one(TextArea).text == big[:32_000] and answer.text == big  # view capped, copy whole
         prompt = messages(app, "user")[-1]  # the prompt is as large: a TextArea too
         assert prompt.query(TextArea) and prompt.text == big
+
+
+async def test_rate_limit_wait_is_shown_with_a_countdown(service, tmp_path):
+    from stackspot_tui.tui.widgets import WaitStatus
+
+    app = make_app(service, tmp_path, slug="sim-rate-limit")
+    async with app.run_test(size=(120, 40)) as pilot:
+        prompt = app.screen.query_one(PromptInput)
+        prompt.load_text("please")
+        await pilot.press("enter")
+        wait = app.screen.query_one(WaitStatus)
+        await until(pilot, lambda: wait.has_class("waiting"))
+        assert "rate limited: retrying in 1 s" in str(wait.render())
+        await until(pilot, lambda: messages(app, "assistant") and not app.chat.running)
+        assert not wait.has_class("waiting")
+        log = "\n".join(line.text for line in app.screen.query_one(ProgressLog).lines)
+        assert "rate limited" in log and "retry 1/" in log and "COMPLETED in" in log
