@@ -281,3 +281,15 @@ async def test_rate_limit_wait_is_shown_with_a_countdown(service, tmp_path):
         assert not wait.has_class("waiting")
         log = "\n".join(line.text for line in app.screen.query_one(ProgressLog).lines)
         assert "rate limited" in log and "retry 1/" in log and "COMPLETED in" in log
+
+
+async def test_a_damaged_history_in_demo_mode_exits_with_a_message(tmp_path):
+    from stackspot_tui.store import HistoryCorruptError
+
+    def broken(demo):
+        raise HistoryCorruptError(tmp_path / "index" / "0.json", "not valid JSON")
+
+    app = StackSpotApp(Settings(data_dir=tmp_path), demo=True, service_factory=broken)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+    assert app.return_code == 1

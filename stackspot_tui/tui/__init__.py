@@ -25,6 +25,4 @@ def run_app(settings, args) -> int:
         conversation_id=conversation_id,
     )
     app.run()
-    if app.return_code and app._exit_renderables:
-        return app.return_code
     return app.return_code or 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Callable, Iterable
 
 from textual import work
@@ -9,7 +10,9 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from ..config import Settings
+from ..api import StackSpotError
+from ..config import ConfigError, Settings
+from ..store import HistoryError
 from ..engine import ConversationService
 from .chat import ChatScreen
 from .history import ConversationsScreen
@@ -57,7 +60,7 @@ class StackSpotApp(App[int]):
 
     def _first_run_choice(self, choice: str | None) -> None:
         if choice != "demo":
-            self.exit(0)
+            self.exit()
             return
         self.demo = True
         self._open_chat()
@@ -66,8 +69,8 @@ class StackSpotApp(App[int]):
         if self.service is None:
             try:
                 self.service = self._service_factory(self.demo)
-            except Exception as exc:  # history or configuration problem: say it and leave
-                self.exit(1, message=f"stackspot-tui: error: {exc}")
+            except (HistoryError, StackSpotError, ConfigError) as exc:  # say it in one line and leave
+                self.exit(return_code=1, message=f"stackspot-tui: error: {exc}")
                 return
         slug = self._slug or self.settings.slug
         if not slug and not self._conversation_id:
@@ -75,6 +78,9 @@ class StackSpotApp(App[int]):
             slug = latest.slug if latest else (DEMO_DEFAULT_SLUG if self.demo else None)
         self.push_screen(ChatScreen(self.service, slug=slug, conversation_id=self._conversation_id, demo=self.demo))
         self._reattach_elsewhere()
+        # What start-up built (Textual, the screen, parsed history) lives as long as the app:
+        # keep it out of the cyclic GC, whose full passes otherwise stall the UI ~150 ms each.
+        self.call_after_refresh(gc.freeze)
 
     @work(group="reattach", exit_on_error=False)
     async def _reattach_elsewhere(self) -> None:
