@@ -62,6 +62,11 @@ async def send(pilot, app, text: str) -> None:
                 and not app.chat.running)
 
 
+def log_text(app) -> str:
+    """The progress log as one line of words (it wraps lines to its width)."""
+    return " ".join(" ".join(app.screen.query_one(ProgressLog).lines).split())
+
+
 def creates(service) -> list[dict]:
     return [r for r in service.simulator.requests if "create-execution" in r["path"]]
 
@@ -104,7 +109,7 @@ async def test_escape_cancels_and_gives_the_prompt_back(tmp_path):
         prompt = app.screen.query_one(PromptInput)
         prompt.load_text("a long question")
         await pilot.press("enter")
-        await until(pilot, lambda: "RUNNING" in "".join(strip.text for strip in app.screen.query_one(ProgressLog).lines))
+        await until(pilot, lambda: "RUNNING" in log_text(app))
         assert prompt.text == "" and prompt.read_only
         await pilot.press("enter")  # no double send while running
         assert len(creates(service)) == 1
@@ -123,8 +128,7 @@ async def test_errors_are_shown_not_raised(service, tmp_path, slug, words):
         await send(pilot, app, "please")
         assert words in messages(app, "error")[-1].text
         assert app.is_running and isinstance(app.screen, ChatScreen)
-        log = "\n".join(line.text for line in app.screen.query_one(ProgressLog).lines)
-        assert words in log
+        assert words in log_text(app)
 
 
 async def test_server_text_is_never_markup_or_escapes(service, tmp_path):
@@ -279,7 +283,7 @@ async def test_rate_limit_wait_is_shown_with_a_countdown(service, tmp_path):
         assert "rate limited: retrying in 1 s" in str(wait.render())
         await until(pilot, lambda: messages(app, "assistant") and not app.chat.running)
         assert not wait.has_class("waiting")
-        log = "\n".join(line.text for line in app.screen.query_one(ProgressLog).lines)
+        log = log_text(app)
         assert "rate limited" in log and "retry 1/" in log and "COMPLETED in" in log
 
 

@@ -4,7 +4,9 @@ and reaches the screen as `rich.text.Text` or Markdown source, never as markup."
 from __future__ import annotations
 
 import re
+import textwrap
 
+from rich.highlighter import Highlighter
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -12,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Markdown, RichLog, Static, TextArea
+from textual.widgets import Log, Markdown, Static, TextArea
 
 from ..api.models import result_to_text
 from ..progress import ProgressLine
@@ -117,37 +119,53 @@ def turn_messages(turn: Turn) -> list[MessageView]:
     return views
 
 
-class ProgressLog(RichLog):
-    """Execution progress, one line per event, never interpreted as markup.
+class LevelHighlighter(Highlighter):
+    """Colours a progress line by the glyph its level puts in front of it."""
 
-    Lines are batched and written at most every 50 ms: each RichLog write re-renders and
-    refreshes, so a burst of events would otherwise stall the event loop (docs/performance.md).
+    STYLES = {"▶": "bold reverse", "›": "cyan", "⚠": "yellow", "✖": "bold red", "✔": "bold green"}
+
+    def highlight(self, text: Text) -> None:
+        style = self.STYLES.get(text.plain[:1])
+        if style:
+            text.stylize(style)
+
+
+class ProgressLog(Log):
+    """Execution progress, one line per event, plain text (never markup).
+
+    A `Log` keeps strings and renders only the visible lines: a RichLog keeps every line
+    rendered, and those objects made each full GC pass ~150 ms. Lines are batched (every
+    50 ms, 100 per write) because each write refreshes (docs/performance.md).
     """
-
-    FLUSH_SECONDS = 0.05
-    # Every rendered line keeps Textual Strip objects (with ~7 small caches each) that the
-    # cyclic GC scans: 5,000 lines made each full pass ~100 ms. 2,000 is ~200 executions.
-    MAX_LINES = 2000
-    FLUSH_LINES = 100  # per write: a backlog drains in slices, with the loop free between them
 
     DEFAULT_CSS = """
     ProgressLog { border-left: solid $primary-darken-2; padding: 0 1; background: $surface; }
     """
-    STYLES = {"info": "", "heading": "bold reverse", "step": "cyan", "warn": "yellow", "error": "bold red", "ok": "bold green"}
+    GLYPHS = {"info": "·", "heading": "▶", "step": "›", "warn": "⚠", "error": "✖", "ok": "✔"}
+    FLUSH_SECONDS = 0.05
+    FLUSH_LINES = 100  # per write: a backlog drains in slices, with the loop free between them
+    MAX_LINES = 5000
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(max_lines=self.MAX_LINES, min_width=20, wrap=True, markup=False, highlight=False, **kwargs)
-        self._pending: list[Text] = []
+        super().__init__(max_lines=self.MAX_LINES, highlight=True, **kwargs)
+        self.highlighter = LevelHighlighter()
+        self._pending: list[str] = []
 
     def add(self, line: ProgressLine) -> None:
         if not self._pending:
             self.set_timer(self.FLUSH_SECONDS, self.flush)
-        self._pending.append(Text(visible(line.text), style=self.STYLES.get(line.level, "")))
+        glyph = self.GLYPHS.get(line.level, "·")
+        self._pending.append(f"{glyph} {visible(line.text).strip()}")
+
+    def heading(self, text: str) -> None:
+        self.add(ProgressLine(text, "heading"))
 
     def flush(self, *, everything: bool = False) -> None:
+        width = max(20, self.scrollable_content_region.width - 1)
         while self._pending:
             batch, self._pending = self._pending[: self.FLUSH_LINES], self._pending[self.FLUSH_LINES :]
-            self.write(Text("\n").join(batch))
+            wrapped = [part for line in batch for part in textwrap.wrap(line, width, subsequent_indent="  ") or [""]]
+            self.write_lines(wrapped)
             if not everything and self._pending:
                 self.set_timer(0.01, self.flush)  # a timer, not call_later: lets the loop run between slices
                 return
@@ -155,9 +173,6 @@ class ProgressLog(RichLog):
     def clear(self) -> "ProgressLog":
         self._pending = []
         return super().clear()
-
-    def heading(self, text: str) -> None:
-        self.add(ProgressLine(text, "heading"))
 
 
 class WaitStatus(Static):
