@@ -16,12 +16,12 @@ from typing import Any, Iterable
 
 from .api.models import result_to_text
 from .store.models import Conversation, Turn
+from .textsafe import visible
 
 FORMAT_NAME = "stackspot-tui.conversation"
 FORMAT_VERSION = 1
 FORMATS = ("md", "json", "html", "txt")
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class ExportWriteError(Exception):
@@ -33,8 +33,8 @@ class ExportFormatError(ValueError):
 
 
 def _clean(text: str) -> str:
-    """Terminal escapes and other control characters have no place in a transcript."""
-    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
+    """Terminal escapes and other control characters are shown, never carried, in a transcript."""
+    return visible(text)
 
 
 def _fence(text: str, info: str = "") -> str:

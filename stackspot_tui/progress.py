@@ -27,6 +27,12 @@ def percent(value: float | None) -> str:
     return "" if value is None else f" {value * 100:.0f}%"
 
 
+def step_line(order: int | None, name: str, kind: str | None) -> ProgressLine:
+    """A step as it appears: order, name, type."""
+    return ProgressLine(f"  step {order if order is not None else '-'} · {one_line(name, 60)}{f' ({kind})' if kind else ''}",
+                        "step")
+
+
 def progress_lines(event: Event) -> list[ProgressLine]:
     if isinstance(event, TurnSaved):
         return [ProgressLine(f"turn {event.turn.seq + 1} · {event.conversation.slug}", "heading")]
@@ -38,10 +44,7 @@ def progress_lines(event: Event) -> list[ProgressLine]:
         lines = []
         if not execution.is_final:  # the final status is TurnFinished's line
             lines.append(ProgressLine(f"{execution.status}{percent(execution.progress.percentage)} · {seconds(event.elapsed)}"))
-        for step in event.new_steps:
-            kind = f" ({step.type})" if step.type else ""
-            order = step.order if step.order is not None else "-"
-            lines.append(ProgressLine(f"  step {order} · {one_line(step.name, 60)}{kind}", "step"))
+        lines += [step_line(step.order, step.name, step.type) for step in event.new_steps]
         for step, took in event.finished_steps:
             sources = f" · {len(step.sources)} source(s)" if step.sources else ""
             took_text = f" in {seconds(took)}" if took is not None else ""

@@ -140,12 +140,13 @@ class FakeTerminal(io.StringIO):
 def test_result_escapes_are_shown_not_obeyed_on_a_terminal_but_kept_in_a_pipe():
     from stackspot_tui.cli import _error, _print_result
 
-    hostile = "ok \x1b[2J\x1b]0;pwned\x07 done\n"
+    hostile = "ok \x1b[2J\x1b]0;pwned\x07 \x9b31m done\n"
     terminal, pipe, err = FakeTerminal(), io.StringIO(), io.StringIO()
     _print_result(hostile, terminal)
     _print_result(hostile, pipe)
     _error(err, "failed: \x1b[31mred\x1b[0m\nsecond line")
     assert "\x1b" not in terminal.getvalue() and "␛[2J" in terminal.getvalue()
+    assert "\x9b" not in terminal.getvalue() and "\x07" not in terminal.getvalue()
     assert pipe.getvalue() == hostile
     assert "\x1b" not in err.getvalue() and err.getvalue().count("\n") == 1
 

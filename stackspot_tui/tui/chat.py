@@ -16,7 +16,7 @@ from textual.worker import Worker, WorkerState
 from ..api.models import result_to_text
 from ..export import ExportWriteError
 from ..engine import ConversationService, Event, ExecutionStarted, Progressed, Retrying, TurnFinished
-from ..progress import ProgressLine, progress_lines, seconds
+from ..progress import ProgressLine, progress_lines, seconds, step_line
 from ..store import HistoryError
 from ..store.models import Conversation, Turn
 from .widgets import ConversationBar, MessageView, ProgressLog, PromptInput, WaitStatus, turn_messages
@@ -144,8 +144,7 @@ class ChatScreen(Screen):
         log = self.log_view
         log.heading(f"turn {turn.seq + 1} · {turn.execution_id or 'not sent'}")
         for step in turn.steps:
-            kind = f" ({step.type})" if step.type else ""
-            log.add(ProgressLine(f"  step {step.order if step.order is not None else '-'} · {step.name}{kind}", "step"))
+            log.add(step_line(step.order, step.name, step.type))
         level = "ok" if turn.status == "COMPLETED" else ("warn" if turn.needs_reattach else "error")
         duration = f" in {seconds(turn.duration)}" if turn.duration is not None else ""
         log.add(ProgressLine(f"{turn.status}{duration}", level))
