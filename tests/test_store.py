@@ -160,7 +160,9 @@ def test_damaged_file_is_reported_not_overwritten(store):
         store.list_conversations()
     assert str(shard) in str(err.value) and "left untouched" in str(err.value)
     with pytest.raises(HistoryCorruptError):
-        store.create_conversation("b") if conversation.id[0] == "0" else store.get_conversation(conversation.id)
+        store.get_conversation(conversation.id)
+    with pytest.raises(HistoryCorruptError):
+        store.add_turn(conversation.id, "q", "q")  # a write must not replace the damaged file
     assert shard.read_text() == '{"conversations": {"1": '
 
 

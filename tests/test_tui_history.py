@@ -58,8 +58,12 @@ async def test_search_finds_an_old_answer_and_opens_it_at_the_match(service, tmp
         await pilot.press("ctrl+l")
         await pilot.press(*"xylophone")
         screen = app.screen
-        ids = [screen.results.get_option_at_index(i).id for i in range(screen.results.option_count)]
-        assert f"{target}:1:prompt" in ids
+
+        def option_ids():
+            return [screen.results.get_option_at_index(i).id for i in range(screen.results.option_count)]
+
+        await until(pilot, lambda: f"{target}:1:prompt" in option_ids())  # the search runs off the UI thread
+        ids = option_ids()
         screen.results.highlighted = ids.index(f"{target}:1:prompt")
         await pilot.press("down", "up")  # focus moves into the list; keep the hit highlighted
         screen.results.highlighted = ids.index(f"{target}:1:prompt")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
+from textual.timer import Timer
+from textual.worker import get_current_worker
 
 from .. import export
 from ..store import HistoryStore
@@ -19,6 +23,9 @@ from ..timefmt import relative
 from ..textsafe import visible
 
 SEARCH_MIN_CHARS = 3
+SEARCH_DEBOUNCE_SECONDS = 0.25
+FILTER_DEBOUNCE_SECONDS = 0.12
+SHOWN_CONVERSATIONS = 200  # the list widget stays quick; typing narrows it
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -104,6 +111,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
         self.export_dir = export_dir
         self.show_archived = False
         self.export_format = "md"
+        self._refresh_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -123,23 +131,37 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
     def refresh_list(self) -> None:
         needle = self.query_one(Input).value.strip()
         conversations = self.store.list_conversations(archived=self.show_archived)
-        options: list[Option] = []
-        for c in conversations:
-            if needle.lower() in (c.title or "").lower() or needle.lower() in c.slug.lower():
-                options.append(Option(self._line(c), id=f"{c.id}:"))
-        if len(needle) >= SEARCH_MIN_CHARS:
-            for hit in self.store.search(needle, limit=100):
-                if hit.conversation.archived != self.show_archived:
-                    continue
-                line = Text.assemble(("  ↳ ", "dim"), (f"{hit.conversation.id} turn {hit.seq + 1} {hit.field}: ", "dim"),
-                                     visible(hit.snippet))
-                options.append(Option(line, id=f"{hit.conversation.id}:{hit.seq}:{hit.field}"))
+        lowered = needle.lower()
+        matching = [c for c in conversations if lowered in (c.title or "").lower() or lowered in c.slug.lower()]
         self.results.clear_options()
-        self.results.add_options(options)
+        self.results.add_options([Option(self._line(c), id=f"{c.id}:") for c in matching[:SHOWN_CONVERSATIONS]])
         kind = "archived conversations" if self.show_archived else "conversations"
+        shown = f" · the newest {SHOWN_CONVERSATIONS} of {len(matching)} shown, type to narrow" \
+            if len(matching) > SHOWN_CONVERSATIONS else ""
         self.query_one("#heading", Static).update(
-            Text(f"{len(conversations)} {kind} · Enter opens · export as {self.export_format} (ctrl+x, ctrl+f changes)")
+            Text(f"{len(conversations)} {kind}{shown} · Enter opens · export as {self.export_format} (ctrl+x, ctrl+f changes)")
         )
+        if len(needle) >= SEARCH_MIN_CHARS:
+            self._search(needle, self.show_archived)
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    def _search(self, needle: str, archived: bool) -> None:
+        """Full-text search off the UI thread, after typing pauses (it reads every page)."""
+        time.sleep(SEARCH_DEBOUNCE_SECONDS)
+        if get_current_worker().is_cancelled:
+            return  # a newer keystroke started another search
+        hits = [h for h in self.store.search(needle, limit=100) if h.conversation.archived == archived]
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_hits, needle, hits)
+
+    def _show_hits(self, needle: str, hits: list) -> None:
+        if needle != self.query_one(Input).value.strip():
+            return
+        self.results.add_options([
+            Option(Text.assemble(("  ↳ ", "dim"), (f"{h.conversation.id} turn {h.seq + 1} {h.field}: ", "dim"),
+                                 visible(h.snippet)), id=f"{h.conversation.id}:{h.seq}:{h.field}")
+            for h in hits
+        ])
 
     @staticmethod
     def _line(c: Conversation) -> Text:
@@ -149,7 +171,10 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
         )
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.refresh_list()
+        # Rebuilding hundreds of rows per keystroke would lag the typing: wait for a pause.
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
+        self._refresh_timer = self.set_timer(FILTER_DEBOUNCE_SECONDS, self.refresh_list)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if self.results.option_count:
