@@ -297,3 +297,25 @@ async def test_a_damaged_history_in_demo_mode_exits_with_a_message(tmp_path):
     async with app.run_test() as pilot:
         await pilot.pause()
     assert app.return_code == 1
+
+
+async def test_the_transcript_follows_new_messages_until_the_user_scrolls_up(tmp_path):
+    service = make_service(tmp_path, duration=0.6)
+    app = make_app(service, tmp_path, slug="echo")
+    async with app.run_test(size=(100, 24)) as pilot:
+        for n in range(4):
+            await send(pilot, app, "\n".join(f"line {i}" for i in range(12)))
+        transcript = app.chat.transcript
+        await pilot.pause()
+        assert transcript.max_scroll_y > 0 and transcript.scroll_y == transcript.max_scroll_y  # followed
+        app.screen.query_one(PromptInput).load_text("one more")
+        await pilot.press("enter")  # sending scrolls to the new prompt
+        transcript.scroll_home(animate=False)  # the user scrolls up to read while it runs
+        await until(pilot, lambda: not app.chat.running and len(messages(app, "assistant")) == 5)
+        await pilot.pause()
+        assert transcript.scroll_y == 0  # the answer did not pull the view down
+        transcript.scroll_end(animate=False)
+        await pilot.pause()
+        await send(pilot, app, "back at the bottom")
+        await pilot.pause()
+        assert transcript.scroll_y == transcript.max_scroll_y  # following again

@@ -236,7 +236,7 @@ class ChatScreen(Screen):
             message = f"{type(event.worker.error).__name__}: {event.worker.error}"
             self.log_view.add(ProgressLine(message, "error"))
             self.transcript.mount(MessageView("error", message, note="ERROR"))
-        self.transcript.anchor()
+        # No re-anchoring here: a user who scrolled up to read stays where they are.
         self.prompt.focus()
         self._reattach_next()
 
