@@ -1,20 +1,23 @@
-"""The simulator's quick commands: their steps and how their answers read."""
+"""The simulator's quick commands: their steps, and how their answers read."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-DOCS = "https://docs.stackspot.com/en/ai/"
+DOCS = "https://docs.stackspot.com/en/ai"
 
 
 @dataclass(frozen=True)
 class StepSpec:
     name: str
     type: str
-    start: float  # fraction of the execution when the step appears
-    end: float  # fraction when its result is ready
+    start: float  # fraction of the execution at which the step appears
+    end: float  # fraction at which its result is ready (<= 1.0)
+    note: str  # the step's answer
+    sources: tuple[tuple[str, str], ...] = ()  # (title, url) citations
 
 
 @dataclass(frozen=True)
@@ -24,22 +27,44 @@ class QuickCommand:
     steps: tuple[StepSpec, ...]
 
 
-_THREE = (
-    StepSpec("fetch-knowledge", "KNOWLEDGE_SOURCE", 0.10, 0.35),
-    StepSpec("analyze", "LLM", 0.35, 0.75),
-    StepSpec("format-answer", "LLM", 0.75, 0.98),
-)
-_TWO = (StepSpec("understand", "LLM", 0.10, 0.55), StepSpec("answer", "LLM", 0.55, 0.98))
+def _knowledge(end: float, *pages: tuple[str, str]) -> StepSpec:
+    return StepSpec("fetch-knowledge", "KNOWLEDGE_SOURCE", 0.10, end,
+                    f"Found {len(pages)} relevant knowledge source(s).", pages)
+
+
+_QUICK_COMMANDS_PAGE = ("Quick commands", f"{DOCS}/quick-commands/")
+_KNOWLEDGE_PAGE = ("Knowledge sources", f"{DOCS}/knowledge-source/")
 
 CATALOGUE: dict[str, QuickCommand] = {
     qc.slug: qc
     for qc in (
-        QuickCommand("code-review", "Review code and suggest improvements", _THREE),
-        QuickCommand("explain-code", "Explain what a piece of code does", _TWO),
-        QuickCommand("generate-tests", "Write pytest tests for a function", _THREE),
-        QuickCommand("echo", "Answer with the input, unchanged", (StepSpec("echo", "API", 0.10, 0.98),)),
+        QuickCommand("code-review", "Review code and suggest improvements", (
+            _knowledge(0.35, ("Code review guidelines", f"{DOCS}/knowledge-source/"), _QUICK_COMMANDS_PAGE),
+            StepSpec("analyze", "LLM", 0.35, 0.75, "Read the code and listed the findings."),
+            StepSpec("format-answer", "LLM", 0.75, 0.98, "Wrote the review as Markdown."),
+        )),
+        QuickCommand("explain-code", "Explain what a piece of code does", (
+            _knowledge(0.45, _KNOWLEDGE_PAGE),
+            StepSpec("explain", "LLM", 0.45, 0.98, "Explained the code step by step."),
+        )),
+        QuickCommand("generate-tests", "Write pytest tests for a function", (
+            _knowledge(0.30, ("Testing with pytest", f"{DOCS}/knowledge-source/"), _QUICK_COMMANDS_PAGE),
+            StepSpec("draft-tests", "LLM", 0.30, 0.60, "Drafted a happy-path test and edge cases."),
+            StepSpec("check-tests", "API", 0.60, 0.80, "Checked that the tests are valid Python."),
+            StepSpec("format-answer", "LLM", 0.80, 0.98, "Wrote the tests as a Markdown code block."),
+        )),
+        QuickCommand("echo", "Answer with the input, unchanged", (
+            StepSpec("receive", "API", 0.10, 0.50, "Received the input."),
+            StepSpec("echo", "API", 0.50, 0.98, "Sent the input back."),
+        )),
     )
 }
+
+# Steps of the fault and delay-<ms> slugs; "run" is the LLM step that sim-failure breaks.
+PLAIN_STEPS = (
+    StepSpec("prepare", "API", 0.10, 0.50, "Prepared the request."),
+    StepSpec("run", "LLM", 0.50, 0.98, "Produced the answer."),
+)
 
 
 def quick_commands() -> dict[str, str]:
@@ -47,8 +72,23 @@ def quick_commands() -> dict[str, str]:
     return {slug: qc.description for slug, qc in CATALOGUE.items()}
 
 
+def steps_for(slug: str) -> tuple[StepSpec, ...]:
+    command = CATALOGUE.get(slug)
+    return command.steps if command else PLAIN_STEPS
+
+
 def input_text(input_data: Any) -> str:
+    """The input as the answers quote it: text as is, an object as indented JSON."""
     return input_data if isinstance(input_data, str) else json.dumps(input_data, ensure_ascii=False, indent=2)
+
+
+def answer(slug: str, input_data: Any, conversation_id: str, earlier: list[str]) -> str:
+    """The Markdown result of an execution; `earlier` are the conversation's previous inputs."""
+    text = input_text(input_data)
+    if slug == "echo" or slug.startswith("delay-"):
+        return text
+    body = _BODIES.get(slug, _generic)(text)
+    return _memory(conversation_id, earlier) + body
 
 
 def _memory(conversation_id: str, earlier: list[str]) -> str:
@@ -63,45 +103,56 @@ def _short(text: str, limit: int = 80) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _code_block(text: str) -> str:
-    fence = "````" if "```" in text else "```"
-    return f"{fence}python\n{text}\n{fence}"
+def _code_block(text: str, language: str = "python") -> str:
+    # The fence must be longer than any backtick run inside, or the input would close it.
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
 
 
-def answer(slug: str, input_data: Any, conversation_id: str, earlier: list[str]) -> str:
-    """The Markdown result of an execution."""
-    text = input_text(input_data)
-    if slug == "echo" or slug.startswith("delay-"):
-        return text
-    head = _memory(conversation_id, earlier)
-    lines = text.count("\n") + 1
-    if slug == "code-review":
-        return head + (
-            "## Review\n\n"
-            f"- The snippet has {lines} line(s); names are clear enough.\n"
-            "- Add type hints and a docstring so callers know what to pass.\n"
-            "- Cover the edge cases (empty input, `None`) with a test.\n\n"
-            "### Suggested version\n\n" + _code_block(text) + "\n"
-        )
-    if slug == "explain-code":
-        return head + (
-            "## Explanation\n\n"
-            f"The input ({lines} line(s)) reads top to bottom:\n\n" + _code_block(text) + "\n\n"
-            "It defines behaviour that callers use through its public names. "
-            "Nothing here touches the network or the file system.\n"
-        )
-    if slug == "generate-tests":
-        return head + (
-            "## Tests\n\n```python\nimport pytest\n\n\n"
-            "def test_happy_path():\n    assert subject() is not None\n\n\n"
-            "@pytest.mark.parametrize(\"value\", [0, -1, None])\n"
-            "def test_edge_cases(value):\n    with pytest.raises((TypeError, ValueError)):\n        subject(value)\n```\n\n"
-            f"Written for:\n\n" + _code_block(text) + "\n"
-        )
-    return head + f"Answer to:\n\n{_code_block(text)}\n"
+def _lines(text: str) -> int:
+    return text.count("\n") + 1
 
 
-def sources_for(step: StepSpec) -> list[dict[str, str]]:
-    if step.type != "KNOWLEDGE_SOURCE":
-        return []
-    return [{"title": "StackSpot AI quick commands", "url": DOCS + "quick-commands"}]
+def _names(text: str) -> list[str]:
+    return re.findall(r"^\s*(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", text, re.MULTILINE)
+
+
+def _review(text: str) -> str:
+    return (
+        "## Review\n\n"
+        f"- The snippet has {_lines(text)} line(s); the names read clearly.\n"
+        "- Add type hints and a docstring so callers know what to pass.\n"
+        "- Cover the edge cases (empty input, `None`) with a test.\n\n"
+        "### Suggested version\n\n" + _code_block(text) + "\n"
+    )
+
+
+def _explain(text: str) -> str:
+    names = _names(text)
+    defines = f"It defines {', '.join(f'`{n}`' for n in names)}." if names else "It defines no function or class."
+    return (
+        "## Explanation\n\n"
+        f"The input ({_lines(text)} line(s)) reads top to bottom:\n\n" + _code_block(text) + "\n\n"
+        f"{defines} Nothing here touches the network or the file system.\n"
+    )
+
+
+def _tests(text: str) -> str:
+    names = _names(text)
+    subject = names[0] if names else "subject"
+    return (
+        "## Tests\n\n```python\nimport pytest\n\n\n"
+        f"def test_{subject}_happy_path():\n    assert {subject}(1) is not None\n\n\n"
+        "@pytest.mark.parametrize(\"value\", [0, -1, None])\n"
+        f"def test_{subject}_edge_cases(value):\n    with pytest.raises((TypeError, ValueError)):\n"
+        f"        {subject}(value)\n```\n\n"
+        "Written for:\n\n" + _code_block(text) + "\n"
+    )
+
+
+def _generic(text: str) -> str:
+    return "Answer to:\n\n" + _code_block(text, language="") + "\n"
+
+
+_BODIES = {"code-review": _review, "explain-code": _explain, "generate-tests": _tests}

@@ -1,21 +1,23 @@
 """A StackSpot stand-in that speaks the wire format of shared/stackspot-api.md.
 
 Progress is computed from a clock at callback time (elapsed / duration), so there are no
-background tasks and tests can drive time with a fake clock.
+background tasks and tests can drive time with a fake clock. One host serves both the token
+endpoint (`POST /{realm}/oidc/oauth/token`) and the API (`/v1/...`), plus two test hooks:
+`GET /_sim/requests` (the request log, no headers or bodies) and `POST /_sim/expire-tokens`.
 
 Fault slugs, for tests:
 
-| slug                 | behaviour                                                        |
-|----------------------|------------------------------------------------------------------|
-| `sim-failure`        | runs to 60% then FAILURE with an `error` message                 |
-| `sim-rate-limit`     | every odd create answers 429 + `Retry-After`; even ones succeed  |
-| `sim-server-error`   | the first 2 polls of each execution answer 503 (HTML body)       |
-| `sim-malformed`      | callbacks answer 200 with an HTML body                           |
-| `sim-slow`           | lasts 20 × the duration                                          |
-| `sim-unknown-status` | status `QUEUED` for the first half, then RUNNING/COMPLETED       |
-| `sim-json-result`    | result is a string holding a ```json fenced object               |
-| `sim-object-result`  | result is a JSON object                                          |
-| `delay-<ms>`         | an echo that lasts exactly <ms> milliseconds                     |
+| slug                 | behaviour                                                          |
+|----------------------|--------------------------------------------------------------------|
+| `sim-failure`        | runs to 60% then FAILURE, with a top-level `error` message         |
+| `sim-rate-limit`     | odd-numbered creates (1st, 3rd...) answer 429 + `Retry-After`      |
+| `sim-server-error`   | the first 2 polls of each execution answer 503 with an HTML body   |
+| `sim-malformed`      | callbacks answer 200 with an HTML body (`<html>not json`)          |
+| `sim-slow`           | lasts 20 × the duration                                            |
+| `sim-unknown-status` | status `QUEUED` for the first half, then RUNNING/COMPLETED         |
+| `sim-json-result`    | result is a string holding a ```json fenced object                 |
+| `sim-object-result`  | result is a JSON object, not a string                              |
+| `delay-<ms>`         | an echo that lasts exactly <ms> milliseconds (e.g. `delay-500`)    |
 """
 
 from __future__ import annotations
@@ -32,25 +34,36 @@ from urllib.parse import parse_qsl, unquote
 
 import httpx
 
-from .catalogue import CATALOGUE, StepSpec, answer, input_text, sources_for
+from .catalogue import CATALOGUE, StepSpec, answer, input_text, steps_for
 
 FAULT_SLUGS = (
     "sim-failure", "sim-rate-limit", "sim-server-error", "sim-malformed", "sim-slow",
     "sim-unknown-status", "sim-json-result", "sim-object-result",
 )
+FAILURE_MESSAGE = "Simulated failure: the LLM step raised an error"
+_FAILS_AT = 0.6  # fraction of the duration at which sim-failure gives up
+_SLOW_FACTOR = 20
+_SERVER_ERROR_POLLS = 2
+_EPSILON = 1e-9  # so that created + N ms, polled at exactly N ms later, counts as done
 _DELAY = re.compile(r"^delay-(\d{1,9})$")
-_FAULT_STEPS = (StepSpec("prepare", "LLM", 0.10, 0.5), StepSpec("run", "LLM", 0.5, 0.98))
+_TOKEN_PATH = re.compile(r"^/[^/]+/oidc/oauth/token$")
+_CREATE = "/v1/quick-commands/create-execution/"
+_CALLBACK = "/v1/quick-commands/callback/"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_HTML_503 = b"<html><body><h1>503 Service Unavailable</h1></body></html>"
 
 
 def ulid(now: float | None = None) -> str:
     """A 26-character ULID: 48-bit milliseconds + 80 random bits, Crockford base32."""
-    value = (int((time.time() if now is None else now) * 1000) << 80) | secrets.randbits(80)
+    millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    value = (millis << 80) | secrets.randbits(80)
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
 @dataclass
 class SimResponse:
+    """One answer, independent of any HTTP framework."""
+
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
@@ -66,18 +79,34 @@ class _Execution:
     slug: str
     conversation_id: str
     input_data: Any
-    earlier: list[str]
+    earlier: list[str]  # the conversation's inputs before this one
     created: float  # clock
-    created_wall: float
+    created_wall: float  # wall clock, for the ISO timestamps
     duration: float
     polls: int = 0
+
+    @property
+    def stops_at(self) -> float:
+        """Fraction of the duration at which the execution reaches its final status."""
+        return _FAILS_AT if self.slug == "sim-failure" else 1.0
 
 
 def _iso(wall: float) -> str:
     return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _seconds(value: float) -> str:
+    """Retry-After as an integer when whole ("1"), else as the float ("0.5")."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _known(slug: str) -> bool:
+    return slug in CATALOGUE or slug in FAULT_SLUGS or _DELAY.match(slug) is not None
+
+
 class Simulator:
+    """StackSpot's token endpoint and quick-command API, in memory. All state sits behind one lock."""
+
     def __init__(
         self,
         *,
@@ -99,20 +128,23 @@ class Simulator:
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}  # token -> expiry (clock)
         self._executions: dict[str, _Execution] = {}
-        self._memory: dict[str, list[str]] = {}  # conversation id -> earlier inputs
-        self._creates: dict[str, int] = {}  # slug -> creates seen
-        self.requests: list[dict[str, Any]] = []
+        self._memory: dict[str, list[str]] = {}  # conversation id -> its inputs so far
+        self._creates: dict[str, int] = {}  # slug -> valid creates seen
+        self.requests: list[dict[str, Any]] = []  # what /_sim/requests answers
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never shows the secret
         return f"Simulator(client_id={self.client_id!r}, duration={self.duration})"
 
     def completes_at(self, execution_id: str) -> float | None:
-        """Wall-clock time at which an execution is (or was) marked COMPLETED; for benchmarks."""
+        """Wall-clock time at which an execution reaches its final status; for benchmarks."""
         with self._lock:
             execution = self._executions.get(execution_id)
-            return None if execution is None else execution.created_wall + execution.duration
+            if execution is None:
+                return None
+            return execution.created_wall + execution.duration * execution.stops_at
 
     def polls_of(self, execution_id: str) -> int:
+        """How many callback requests an execution has received; for benchmarks."""
         with self._lock:
             execution = self._executions.get(execution_id)
             return 0 if execution is None else execution.polls
@@ -122,47 +154,56 @@ class Simulator:
     def handle_httpx(self, request: httpx.Request) -> httpx.Response:
         response = self.handle(
             request.method,
-            request.url.raw_path.decode("ascii").split("?", 1)[0],
+            request.url.raw_path.decode().split("?", 1)[0],
             dict(parse_qsl(request.url.query.decode())),
-            {k.lower(): v for k, v in request.headers.items()},
+            {name.lower(): value for name, value in request.headers.items()},
             request.read(),
         )
         return httpx.Response(response.status, headers=response.headers, content=response.body)
 
     def transport(self) -> httpx.MockTransport:
-        """An in-process transport for httpx.AsyncClient (how --demo runs)."""
+        """An in-process transport for httpx clients (how --demo runs)."""
         return httpx.MockTransport(self.handle_httpx)
 
     # -- routing ----------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> SimResponse:
+        """Answer one request. `path` is still percent-encoded; header names are lower-case."""
         with self._lock:
             if path == "/_sim/requests" and method == "GET":
                 return SimResponse.json(200, self.requests)
             if path == "/_sim/expire-tokens" and method == "POST":
                 self._tokens.clear()
                 return SimResponse(204)
-            self.requests.append({"method": method, "path": path, "query": dict(query)})
-            if path.endswith("/oidc/oauth/token") and method == "POST":
+            is_token = _TOKEN_PATH.match(path) is not None
+            # A token request's query could carry credentials: log its path only.
+            self.requests.append({"method": method, "path": path, "query": {} if is_token else dict(query)})
+            if is_token and method == "POST":
                 return self._token(body)
             if path.startswith("/v1/"):
-                denied = self._check_bearer(headers.get("authorization", ""))
-                if denied:
-                    return denied
-                prefix = "/v1/quick-commands/create-execution/"
-                if path.startswith(prefix) and method == "POST":
-                    return self._create(unquote(path[len(prefix):]), query.get("conversation_id"), body)
-                prefix = "/v1/quick-commands/callback/"
-                if path.startswith(prefix) and method == "GET":
-                    return self._callback(unquote(path[len(prefix):]))
-            return SimResponse.json(404, {"code": "NOT_FOUND", "message": f"no route for {method} {path}"})
+                return self._check_bearer(headers.get("authorization", "")) or self._api(method, path, query, body)
+            return self._no_route(method, path)
+
+    def _api(self, method: str, path: str, query: dict[str, str], body: bytes) -> SimResponse:
+        if path.startswith(_CREATE) and method == "POST":
+            return self._create(unquote(path[len(_CREATE):]), query.get("conversation_id"), body)
+        if path.startswith(_CALLBACK) and method == "GET":
+            return self._callback(unquote(path[len(_CALLBACK):]))
+        return self._no_route(method, path)
+
+    @staticmethod
+    def _no_route(method: str, path: str) -> SimResponse:
+        return SimResponse.json(404, {"code": "NOT_FOUND", "message": f"No route for {method} {path}"})
 
     # -- auth -------------------------------------------------------------------------------
 
     def _token(self, body: bytes) -> SimResponse:
         form = dict(parse_qsl(body.decode("utf-8", "replace")))
-        if form.get("grant_type") != "client_credentials":
-            return SimResponse.json(400, {"error": "unsupported_grant_type", "error_description": "grant_type must be client_credentials"})
+        grant = form.get("grant_type")
+        if grant is None:
+            return SimResponse.json(400, {"error": "invalid_request", "error_description": "Missing form parameter: grant_type"})
+        if grant != "client_credentials":
+            return SimResponse.json(400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant_type"})
         if form.get("client_id") != self.client_id or form.get("client_secret") != self._client_secret:
             return SimResponse.json(401, {"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"})
         token = "sim-" + secrets.token_urlsafe(24)
@@ -173,10 +214,11 @@ class Simulator:
         })
 
     def _check_bearer(self, header: str) -> SimResponse | None:
-        token = header[7:] if header.startswith("Bearer ") else ""
-        expiry = self._tokens.get(token)
+        """None when the header carries a live token, else the 401 answer."""
+        scheme, _, token = header.partition(" ")
+        expiry = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if expiry is None or self._clock() >= expiry:
-            return SimResponse.json(401, {"code": "UNAUTHORIZED", "message": "missing, invalid or expired access token"})
+            return SimResponse.json(401, {"code": "UNAUTHORIZED", "message": "Missing, invalid or expired access token"})
         return None
 
     # -- executions ---------------------------------------------------------------------------
@@ -185,91 +227,105 @@ class Simulator:
         match = _DELAY.match(slug)
         if match:
             return int(match.group(1)) / 1000
-        return self.duration * (20 if slug == "sim-slow" else 1)
+        return self.duration * (_SLOW_FACTOR if slug == "sim-slow" else 1)
 
     def _create(self, slug: str, conversation_id: str | None, body: bytes) -> SimResponse:
-        if not (slug in CATALOGUE or slug in FAULT_SLUGS or _DELAY.match(slug)):
+        if not _known(slug):
             return SimResponse.json(404, {"code": "CODEBUDDY_1002_QUICK_COMMAND_NOT_FOUND",
                                           "message": f"Quick command '{slug}' not found"})
         try:
             payload = json.loads(body or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return SimResponse.json(422, {"code": "INVALID_BODY", "message": "body is not valid JSON"})
+            return SimResponse.json(422, {"code": "INVALID_BODY", "message": "The body is not valid JSON"})
         if not isinstance(payload, dict) or not isinstance(payload.get("input_data"), (str, dict)):
-            return SimResponse.json(422, {"code": "INVALID_BODY", "message": "input_data (string or object) is required"})
+            return SimResponse.json(422, {"code": "INVALID_BODY", "message": "input_data (a string or an object) is required"})
         count = self._creates[slug] = self._creates.get(slug, 0) + 1
         if slug == "sim-rate-limit" and count % 2 == 1:
-            after = f"{self.retry_after:g}"
             return SimResponse.json(429, {"code": "CODEBUDDY_1044_QUICK_COMMAND_RATE_LIMIT_EXCEEDED",
-                                          "message": "Quick command rate limit exceeded"}, **{"Retry-After": after})
-        conversation_id = conversation_id or ulid(self._wall())
-        earlier = self._memory.setdefault(conversation_id, [])
-        execution = _Execution(ulid(self._wall()), slug, conversation_id, payload["input_data"], list(earlier),
-                               self._clock(), self._wall(), self._duration(slug))
-        earlier.append(input_text(payload["input_data"]))
-        self._executions[execution.id] = execution
+                                          "message": "Quick command rate limit exceeded, try again later"},
+                                    **{"Retry-After": _seconds(self.retry_after)})
+        execution = self._start(slug, conversation_id or ulid(self._wall()), payload["input_data"])
         return SimResponse.json(200, execution.id)
+
+    def _start(self, slug: str, conversation_id: str, input_data: Any) -> _Execution:
+        # An unknown conversation id is accepted: its memory starts now.
+        inputs = self._memory.setdefault(conversation_id, [])
+        execution = _Execution(ulid(self._wall()), slug, conversation_id, input_data, list(inputs),
+                               self._clock(), self._wall(), self._duration(slug))
+        inputs.append(input_text(input_data))
+        self._executions[execution.id] = execution
+        return execution
 
     def _callback(self, execution_id: str) -> SimResponse:
         execution = self._executions.get(execution_id)
         if execution is None:
             return SimResponse.json(404, {"code": "EXECUTION_NOT_FOUND", "message": f"Execution '{execution_id}' not found"})
         execution.polls += 1
-        if execution.slug == "sim-server-error" and execution.polls <= 2:
-            return SimResponse(503, {"Content-Type": "text/html"}, b"<html><body><h1>503 Service Unavailable</h1></body></html>")
+        if execution.slug == "sim-server-error" and execution.polls <= _SERVER_ERROR_POLLS:
+            return SimResponse(503, {"Content-Type": "text/html"}, _HTML_503)
         if execution.slug == "sim-malformed":
             return SimResponse(200, {"Content-Type": "text/html"}, b"<html>not json")
         return SimResponse.json(200, self._snapshot(execution))
 
+    def _fraction(self, execution: _Execution) -> float:
+        """How far the execution is, 0..stops_at."""
+        elapsed = self._clock() - execution.created
+        if execution.duration <= 0 or elapsed >= execution.duration * execution.stops_at - _EPSILON:
+            return execution.stops_at
+        return max(0.0, elapsed / execution.duration)
+
     def _snapshot(self, execution: _Execution) -> dict[str, Any]:
-        fraction = min(1.0, (self._clock() - execution.created) / execution.duration) if execution.duration > 0 else 1.0
-        failing = execution.slug == "sim-failure"
-        if failing:
-            fraction = min(fraction, 0.6)
-        done = fraction >= 1.0 or (failing and (self._clock() - execution.created) >= execution.duration)
-        steps_spec = CATALOGUE[execution.slug].steps if execution.slug in CATALOGUE else _FAULT_STEPS
-        steps = []
-        for order, spec in enumerate(steps_spec, 1):
-            if fraction < spec.start and not done:
-                break
-            finished = fraction >= spec.end or (done and not failing)
-            steps.append({
-                "step_name": spec.name, "execution_order": order, "type": spec.type,
-                "step_result": {"answer": f"{spec.name} done", "sources": sources_for(spec)} if finished else None,
-            })
-        result, error = None, None
-        if done and failing:
-            status, error = "FAILURE", "Simulated failure: the LLM step raised an error"
-        elif done:
-            status, result = "COMPLETED", self._result(execution)
-        elif execution.slug == "sim-unknown-status" and fraction < 0.5:
-            status = "QUEUED"
-        else:
-            status = "CREATED" if fraction < 0.1 else "RUNNING"
-        percentage = 1.0 if status == "COMPLETED" else (0.0 if status in ("CREATED", "QUEUED") else round(fraction, 2))
-        end_wall = execution.created_wall + execution.duration
-        document = {
+        fraction = self._fraction(execution)
+        done = fraction >= execution.stops_at
+        status = _status(execution.slug, fraction, done)
+        document: dict[str, Any] = {
             "execution_id": execution.id,
             "quick_command_slug": execution.slug,
             "conversation_id": execution.conversation_id,
             "progress": {
                 "start": _iso(execution.created_wall),
-                "end": _iso(end_wall) if done else None,
-                "duration": round(execution.duration) if done else None,
-                "execution_percentage": percentage,
+                "end": _iso(execution.created_wall + execution.duration * fraction) if done else None,
+                "duration": round(execution.duration * fraction) if done else None,
+                "execution_percentage": _percentage(status, fraction),
                 "status": status,
             },
-            "steps": steps,
-            "result": result,
+            "steps": [_step(order, spec, fraction) for order, spec in enumerate(steps_for(execution.slug), 1)
+                      if fraction >= spec.start],
+            "result": self._result(execution) if status == "COMPLETED" else None,
         }
-        if error:
-            document["error"] = error
+        if status == "FAILURE":
+            document["error"] = FAILURE_MESSAGE
         return document
 
-    def _result(self, execution: _Execution) -> Any:
+    @staticmethod
+    def _result(execution: _Execution) -> Any:
         if execution.slug == "sim-object-result":
             return {"summary": "structured answer", "items": [1, 2, 3], "input": execution.input_data}
         if execution.slug == "sim-json-result":
             return "```json\n" + json.dumps({"summary": "fenced JSON answer", "ok": True}, indent=2) + "\n```"
-        slug = execution.slug if execution.slug in CATALOGUE or _DELAY.match(execution.slug) else "other"
-        return answer(slug, execution.input_data, execution.conversation_id, execution.earlier)
+        return answer(execution.slug, execution.input_data, execution.conversation_id, execution.earlier)
+
+
+def _status(slug: str, fraction: float, done: bool) -> str:
+    if done:
+        return "FAILURE" if slug == "sim-failure" else "COMPLETED"
+    if slug == "sim-unknown-status" and fraction < 0.5:
+        return "QUEUED"
+    return "CREATED" if fraction < 0.1 else "RUNNING"
+
+
+def _percentage(status: str, fraction: float) -> float:
+    if status == "COMPLETED":
+        return 1.0
+    if status in ("CREATED", "QUEUED"):
+        return 0.0
+    if status == "FAILURE":
+        return round(fraction, 2)
+    return min(round(fraction, 2), 0.99)  # 1.0 only once COMPLETED
+
+
+def _step(order: int, spec: StepSpec, fraction: float) -> dict[str, Any]:
+    finished = fraction >= spec.end
+    result = {"answer": spec.note, "sources": [{"title": t, "url": u} for t, u in spec.sources]}
+    return {"step_name": spec.name, "execution_order": order, "type": spec.type,
+            "step_result": result if finished else None}
