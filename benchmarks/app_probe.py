@@ -18,8 +18,13 @@ async def main(data_dir: str, conversation: str | None, extra: bool) -> None:
     from stackspot_tui.tui.app import StackSpotApp
 
     settings = Settings(data_dir=Path(data_dir))
-    app = StackSpotApp(settings, demo=True, service_factory=lambda demo: build_service(settings, demo=True),
-                       slug="code-review", conversation_id=conversation)
+    app = StackSpotApp(
+        settings,
+        demo=True,
+        service_factory=lambda demo: build_service(settings, demo=True),
+        slug="code-review",
+        conversation_id=conversation,
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         print("READY", flush=True)
@@ -33,9 +38,9 @@ async def main(data_dir: str, conversation: str | None, extra: bool) -> None:
 
 async def stream_log(app, pilot) -> dict:
     """10,000 progress lines written as fast as events arrive, while the loop's lag is sampled."""
-    from stackspot_tui.progress import ProgressLine
     from textual import events
 
+    from stackspot_tui.progress import ProgressLine
     from stackspot_tui.tui.widgets import ProgressLog, PromptInput
 
     log = app.screen.query_one(ProgressLog)
@@ -75,9 +80,14 @@ async def stream_log(app, pilot) -> dict:
     await sampler_task
     lags.sort()
     keys.sort()
-    return {"log_10k_lines_ms": (time.perf_counter() - start) * 1000, "loop_lag_p99_ms": lags[int(len(lags) * 0.99)],
-            "loop_lag_max_ms": lags[-1], "keys_during_drain": len(keys),
-            "key_median_ms": keys[len(keys) // 2] if keys else 0.0, "key_max_ms": keys[-1] if keys else 0.0}
+    return {
+        "log_10k_lines_ms": (time.perf_counter() - start) * 1000,
+        "loop_lag_p99_ms": lags[int(len(lags) * 0.99)],
+        "loop_lag_max_ms": lags[-1],
+        "keys_during_drain": len(keys),
+        "key_median_ms": keys[len(keys) // 2] if keys else 0.0,
+        "key_max_ms": keys[-1] if keys else 0.0,
+    }
 
 
 async def big_answer(app, pilot) -> float:

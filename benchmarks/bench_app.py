@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, build_history, machine  # noqa: E402
+from common import DATA, build_history, machine
 
 HERE = Path(__file__).parent
 
@@ -45,9 +45,14 @@ def pty_first_frame(data_dir: Path, conversation: str | None = None) -> tuple[fl
     """Seconds until the bar is drawn in a real terminal, and the process's peak RSS (MB)."""
     script = Path(sys.executable).parent / "stackspot-tui"
     args = [str(script), "--demo", "--slug", "code-review"] + (["--conversation", conversation] if conversation else [])
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STACKSPOT")},
-           "STACKSPOT_TUI_DATA_DIR": str(data_dir), "STACKSPOT_TUI_CONFIG": str(data_dir / "none.toml"),
-           "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("STACKSPOT")},
+        "STACKSPOT_TUI_DATA_DIR": str(data_dir),
+        "STACKSPOT_TUI_CONFIG": str(data_dir / "none.toml"),
+        "TERM": "xterm-256color",
+        "COLUMNS": "120",
+        "LINES": "40",
+    }
     start = time.perf_counter()
     pid, fd = pty.fork()
     if pid == 0:
@@ -87,13 +92,23 @@ def main(runs: int) -> dict:
         probe = [sys.executable, str(HERE / "app_probe.py")]
         headless = {
             name: statistics.median(wall(probe + [str(d), conv], until="READY") for _ in range(runs))
-            for name, d, conv in (("empty", empty, "-"), ("large", large, "-"),
-                                  ("large + open 1,000-turn conversation", large, facts["big_conversation"]))
+            for name, d, conv in (
+                ("empty", empty, "-"),
+                ("large", large, "-"),
+                ("large + open 1,000-turn conversation", large, facts["big_conversation"]),
+            )
         }
-        real = {name: [pty_first_frame(d, conv) for _ in range(runs)]
-                for name, d, conv in (("empty", empty, None), ("large", large, None))}
-        extra = subprocess.run(probe + [str(large), facts["big_conversation"], "--extra"], capture_output=True,
-                               text=True, timeout=300).stdout.strip().splitlines()[-1]
+        real = {
+            name: [pty_first_frame(d, conv) for _ in range(runs)]
+            for name, d, conv in (("empty", empty, None), ("large", large, None))
+        }
+        extra = (
+            subprocess.run(
+                probe + [str(large), facts["big_conversation"], "--extra"], capture_output=True, text=True, timeout=300
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
     return {
         "import_textual_s": baseline,
         "headless_first_frame_s": headless,
@@ -110,14 +125,20 @@ def print_table(r: dict) -> None:
     for name, value in r["headless_first_frame_s"].items():
         print(f"first frame, headless, {name:<40} {value:.3f} s (+{value - base:.3f} s over the import)")
     for name, value in r["pty_first_frame_s"].items():
-        print(f"first frame, real pty, {name:<40} {value:.3f} s (+{value - base:.3f} s); "
-              f"peak RSS {r['pty_peak_rss_mb'][name]:.0f} MB")
+        print(
+            f"first frame, real pty, {name:<40} {value:.3f} s (+{value - base:.3f} s); "
+            f"peak RSS {r['pty_peak_rss_mb'][name]:.0f} MB"
+        )
     rendering = r["rendering"]
-    print(f"10,000 log lines: {rendering['log_10k_lines_ms']:.0f} ms; event-loop lag p99 {rendering['loop_lag_p99_ms']:.1f} ms,"
-          f" max {rendering['loop_lag_max_ms']:.1f} ms; {rendering['keys_during_drain']} keys typed meanwhile show in"
-          f" {rendering['key_median_ms']:.0f} ms median, {rendering['key_max_ms']:.0f} ms max")
-    print(f"1 MB answer mounted and drawn: {rendering['answer_1mb_ms']:.0f} ms;"
-          f" peak RSS (headless, large history, 1,000-turn conversation open): {rendering['peak_rss_mb']:.0f} MB")
+    print(
+        f"10,000 log lines: {rendering['log_10k_lines_ms']:.0f} ms; event-loop lag p99 {rendering['loop_lag_p99_ms']:.1f} ms,"
+        f" max {rendering['loop_lag_max_ms']:.1f} ms; {rendering['keys_during_drain']} keys typed meanwhile show in"
+        f" {rendering['key_median_ms']:.0f} ms median, {rendering['key_max_ms']:.0f} ms max"
+    )
+    print(
+        f"1 MB answer mounted and drawn: {rendering['answer_1mb_ms']:.0f} ms;"
+        f" peak RSS (headless, large history, 1,000-turn conversation open): {rendering['peak_rss_mb']:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Export a 10,000-turn conversation to each format.
 
-    python benchmarks/bench_export.py [--json]
+python benchmarks/bench_export.py [--json]
 """
 
 from __future__ import annotations
@@ -12,18 +12,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import _turn, machine  # noqa: E402
+from common import _turn, machine
 
-from stackspot_tui import export  # noqa: E402
-from stackspot_tui.store.models import Conversation, Turn  # noqa: E402
+from stackspot_tui import export
+from stackspot_tui.store.models import Conversation, Turn
 
 TURNS = 10_000
 
 
 def main() -> list[dict]:
     rng = random.Random(5)
-    conversation = Conversation(id="0badcafe", slug="code-review", title="A long conversation",
-                                conversation_id="01CONV", turn_count=TURNS, next_seq=TURNS)
+    conversation = Conversation(
+        id="0badcafe",
+        slug="code-review",
+        title="A long conversation",
+        conversation_id="01CONV",
+        turn_count=TURNS,
+        next_seq=TURNS,
+    )
     turns = [Turn.from_dict(_turn(rng, conversation.id, seq, "2026-11-20T12:00:00Z")) for seq in range(TURNS)]
     rows = []
     for fmt in export.FORMATS:

@@ -1,6 +1,6 @@
 """History at 10,000 conversations / 200,000 turns: append, open, list, search — vs one TinyDB file.
 
-    python benchmarks/bench_history.py [--json]
+python benchmarks/bench_history.py [--json]
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from tinydb import Query, TinyDB
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, build_history, build_naive, machine, median_ms  # noqa: E402
+from common import DATA, build_history, build_naive, machine, median_ms
 
-from stackspot_tui.store import HistoryStore  # noqa: E402
+from stackspot_tui.store import HistoryStore
 
 
 def once_ms(fn) -> float:
@@ -41,26 +41,60 @@ def main() -> list[dict]:
         targets = [rng.choice(conversations).id for _ in range(30)]
         appends = iter(targets)
         results = [
-            {"name": "append a turn (10k conv / 200k turns)", "target_ms": 20,
-             "ms": median_ms(lambda: store.add_turn(next(appends), "benchmark prompt " * 20, "x"), runs=30)},
+            {
+                "name": "append a turn (10k conv / 200k turns)",
+                "target_ms": 20,
+                "ms": median_ms(lambda: store.add_turn(next(appends), "benchmark prompt " * 20, "x"), runs=30),
+            },
         ]
         empty = HistoryStore(work / "empty")
         conv = empty.create_conversation("qc")
-        results.append({"name": "append a turn (empty history)", "target_ms": 20,
-                        "ms": median_ms(lambda: empty.add_turn(conv.id, "benchmark prompt " * 20, "x"), runs=30)})
+        results.append(
+            {
+                "name": "append a turn (empty history)",
+                "target_ms": 20,
+                "ms": median_ms(lambda: empty.add_turn(conv.id, "benchmark prompt " * 20, "x"), runs=30),
+            }
+        )
         big = facts["big_conversation"]
-        results.append({"name": "open a 1,000-turn conversation (all turns)", "target_ms": 100,
-                        "ms": median_ms(lambda: store.turns(big))})
-        results.append({"name": "open it as the app does (last 20 turns)", "target_ms": 100,
-                        "ms": median_ms(lambda: store.turns(big, start=980))})
-        results.append({"name": "list 10,000 conversations (first call)", "target_ms": 50,
-                        "ms": median_ms(lambda: HistoryStore(root).list_conversations())})
-        results.append({"name": "list 10,000 conversations", "target_ms": 50,
-                        "ms": median_ms(lambda: store.list_conversations())})
-        results.append({"name": "search a rare word (scans everything)", "target_ms": 500,
-                        "ms": median_ms(lambda: store.search("xylophone"), runs=3)})
-        results.append({"name": "search a common word (first 50 hits)", "target_ms": 500,
-                        "ms": median_ms(lambda: store.search("parser"), runs=3)})
+        results.append(
+            {
+                "name": "open a 1,000-turn conversation (all turns)",
+                "target_ms": 100,
+                "ms": median_ms(lambda: store.turns(big)),
+            }
+        )
+        results.append(
+            {
+                "name": "open it as the app does (last 20 turns)",
+                "target_ms": 100,
+                "ms": median_ms(lambda: store.turns(big, start=980)),
+            }
+        )
+        results.append(
+            {
+                "name": "list 10,000 conversations (first call)",
+                "target_ms": 50,
+                "ms": median_ms(lambda: HistoryStore(root).list_conversations()),
+            }
+        )
+        results.append(
+            {"name": "list 10,000 conversations", "target_ms": 50, "ms": median_ms(lambda: store.list_conversations())}
+        )
+        results.append(
+            {
+                "name": "search a rare word (scans everything)",
+                "target_ms": 500,
+                "ms": median_ms(lambda: store.search("xylophone"), runs=3),
+            }
+        )
+        results.append(
+            {
+                "name": "search a common word (first 50 hits)",
+                "target_ms": 500,
+                "ms": median_ms(lambda: store.search("parser"), runs=3),
+            }
+        )
 
         naive_path = work / "naive.json"
         shutil.copy(DATA / "naive.json", naive_path)
@@ -68,11 +102,14 @@ def main() -> list[dict]:
         turns_table, conversations_table = db.table("turns"), db.table("conversations")
         Turn = Query()
         naive = {
-            "append a turn (10k conv / 200k turns)": once_ms(lambda: turns_table.insert({"conversation": big, "prompt": "x"})),
+            "append a turn (10k conv / 200k turns)": once_ms(
+                lambda: turns_table.insert({"conversation": big, "prompt": "x"})
+            ),
             "open a 1,000-turn conversation (all turns)": once_ms(lambda: turns_table.search(Turn.conversation == big)),
             "list 10,000 conversations": once_ms(lambda: conversations_table.all()),
             "search a rare word (scans everything)": once_ms(
-                lambda: [t for t in turns_table.all() if "xylophone" in json.dumps(t.get("result")).lower()]),
+                lambda: [t for t in turns_table.all() if "xylophone" in json.dumps(t.get("result")).lower()]
+            ),
         }
         db.close()
         for row in results:

@@ -8,8 +8,8 @@ import platform
 import random
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from stackspot_tui.store.history import INDEX_TABLE, PAGE_SIZE, SCHEMA_VERSION, TURNS_TABLE
 from stackspot_tui.store.models import Conversation, StepSummary, Turn
@@ -18,8 +18,10 @@ DATA = Path(__file__).parent / ".data"
 CONVERSATIONS = 10_000
 TURNS = 200_000
 BIG_CONVERSATION_TURNS = 1_000  # one conversation this long, for "open"
-WORDS = ("parser token review function module async client retry cache index page shard widget "
-         "render stream poll export search history conversation answer prompt step source").split()
+WORDS = (
+    "parser token review function module async client retry cache index page shard widget "
+    "render stream poll export search history conversation answer prompt step source"
+).split()
 
 
 def machine() -> str:
@@ -46,10 +48,21 @@ def _text(rng: random.Random, size: int) -> str:
 
 def _turn(rng: random.Random, conv_id: str, seq: int, stamp: str) -> dict:
     prompt = _text(rng, 300)
-    turn = Turn(conversation=conv_id, seq=seq, prompt=prompt, input_data=prompt, status="COMPLETED",
-                execution_id=f"01J{rng.getrandbits(100):025X}"[:26], conversation_id="01CONV" + conv_id,
-                percentage=1.0, steps=[StepSummary(name="analyze", order=1, type="LLM", done=True)],
-                result="## Answer\n\n" + _text(rng, 420), created_at=stamp, finished_at=stamp, duration=3.0)
+    turn = Turn(
+        conversation=conv_id,
+        seq=seq,
+        prompt=prompt,
+        input_data=prompt,
+        status="COMPLETED",
+        execution_id=f"01J{rng.getrandbits(100):025X}"[:26],
+        conversation_id="01CONV" + conv_id,
+        percentage=1.0,
+        steps=[StepSummary(name="analyze", order=1, type="LLM", done=True)],
+        result="## Answer\n\n" + _text(rng, 420),
+        created_at=stamp,
+        finished_at=stamp,
+        duration=3.0,
+    )
     return turn.to_dict()
 
 
@@ -83,16 +96,27 @@ def build_history(root: Path, conversations: int = CONVERSATIONS, turns: int = T
         directory.mkdir(parents=True, exist_ok=True)
         for page, records in pages.items():
             (directory / f"{page:04d}.json").write_text(json.dumps({TURNS_TABLE: records}, separators=(",", ":")))
-        record = Conversation(id=conv_id, slug=rng.choice(["code-review", "explain-code", "generate-tests"]),
-                              title=_text(rng, 50), conversation_id="01CONV" + conv_id, created_at=stamp,
-                              updated_at=stamp, turn_count=count, next_seq=count).to_dict()
+        record = Conversation(
+            id=conv_id,
+            slug=rng.choice(["code-review", "explain-code", "generate-tests"]),
+            title=_text(rng, 50),
+            conversation_id="01CONV" + conv_id,
+            created_at=stamp,
+            updated_at=stamp,
+            turn_count=count,
+            next_seq=count,
+        ).to_dict()
         shards.setdefault(conv_id[0], {})[str(int(conv_id, 16) + 1)] = record
     (root / "index").mkdir(parents=True, exist_ok=True)
     for shard, records in shards.items():
         (root / "index" / f"{shard}.json").write_text(json.dumps({INDEX_TABLE: records}, separators=(",", ":")))
     marker.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "app": "stackspot-tui"}))
-    facts = {"conversations": conversations, "turns": turns,
-             "big_conversation": big, "bytes": sum(p.stat().st_size for p in root.rglob("*.json"))}
+    facts = {
+        "conversations": conversations,
+        "turns": turns,
+        "big_conversation": big,
+        "bytes": sum(p.stat().st_size for p in root.rglob("*.json")),
+    }
     facts_path.write_text(json.dumps(facts))
     return facts
 

@@ -9,14 +9,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine
 
 HERE = Path(__file__).parent
 
 
 def run(script: str, *args: str) -> object:
-    output = subprocess.run([sys.executable, str(HERE / script), "--json", *args], capture_output=True, text=True,
-                            check=True, timeout=600).stdout
+    output = subprocess.run(
+        [sys.executable, str(HERE / script), "--json", *args], capture_output=True, text=True, check=True, timeout=600
+    ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -34,28 +35,64 @@ def main() -> None:
     for r in latency:
         d = r["duration_s"]
         target = 0.3 if d < 10 else 0.1 * d
-        rows.append((f"answer latency, {d:g} s execution (fixed 5 s poll: +{r['fixed_added_s']:.2f} s, {r['fixed_polls']:g} polls)",
-                     f"+{r['adaptive_added_s']:.2f} s, {r['adaptive_polls']:g} polls", f"≤ {target:g} s",
-                     verdict(r["adaptive_added_s"], target)
-                     if d < 60 else verdict(r["adaptive_added_s"], target) if r["adaptive_polls"] <= r["fixed_polls"] else "MISS"))
+        rows.append(
+            (
+                f"answer latency, {d:g} s execution (fixed 5 s poll: +{r['fixed_added_s']:.2f} s, {r['fixed_polls']:g} polls)",
+                f"+{r['adaptive_added_s']:.2f} s, {r['adaptive_polls']:g} polls",
+                f"≤ {target:g} s",
+                verdict(r["adaptive_added_s"], target)
+                if d < 60
+                else verdict(r["adaptive_added_s"], target)
+                if r["adaptive_polls"] <= r["fixed_polls"]
+                else "MISS",
+            )
+        )
     base = app["import_textual_s"]
     for name, value in app["pty_first_frame_s"].items():
-        rows.append((f"first frame in a pty, {name} history (over import textual.app {base:.2f} s)",
-                     f"+{value - base:.2f} s", "≤ +0.5 s", verdict(value - base, 0.5)))
+        rows.append(
+            (
+                f"first frame in a pty, {name} history (over import textual.app {base:.2f} s)",
+                f"+{value - base:.2f} s",
+                "≤ +0.5 s",
+                verdict(value - base, 0.5),
+            )
+        )
     for name, value in app["headless_first_frame_s"].items():
-        rows.append((f"first frame headless, {name}", f"+{value - base:.2f} s", "≤ +0.5 s" if "open" not in name else "—",
-                     verdict(value - base, 0.5) if "open" not in name else ""))
+        rows.append(
+            (
+                f"first frame headless, {name}",
+                f"+{value - base:.2f} s",
+                "≤ +0.5 s" if "open" not in name else "—",
+                verdict(value - base, 0.5) if "open" not in name else "",
+            )
+        )
     growth = app["pty_first_frame_s"]["large"] - app["pty_first_frame_s"]["empty"]
-    rows.append(("start-up cost of 10k conversations / 200k turns", f"+{growth:.2f} s", "≤ +0.1 s", verdict(growth, 0.1)))
+    rows.append(
+        ("start-up cost of 10k conversations / 200k turns", f"+{growth:.2f} s", "≤ +0.1 s", verdict(growth, 0.1))
+    )
     for r in history:
         naive = f" (one TinyDB file: {r['naive_ms']:.0f} ms)" if "naive_ms" in r else ""
-        rows.append((r["name"] + naive, f"{r['ms']:.1f} ms", f"≤ {r['target_ms']} ms", verdict(r["ms"], r["target_ms"])))
+        rows.append(
+            (r["name"] + naive, f"{r['ms']:.1f} ms", f"≤ {r['target_ms']} ms", verdict(r["ms"], r["target_ms"]))
+        )
     rendering = app["rendering"]
-    rows.append(("key press while 10,000 log lines stream (max)", f"{rendering['key_max_ms']:.0f} ms", "≤ 50 ms",
-                 verdict(rendering["key_max_ms"], 50)))
+    rows.append(
+        (
+            "key press while 10,000 log lines stream (max)",
+            f"{rendering['key_max_ms']:.0f} ms",
+            "≤ 50 ms",
+            verdict(rendering["key_max_ms"], 50),
+        )
+    )
     rows.append(("1 MB answer mounted and drawn", f"{rendering['answer_1mb_ms']:.0f} ms", "no freeze", ""))
-    rows.append(("peak RSS, 10k-conversation history, 1,000-turn conversation open", f"{rendering['peak_rss_mb']:.0f} MB",
-                 "≤ 200 MB", verdict(rendering["peak_rss_mb"], 200)))
+    rows.append(
+        (
+            "peak RSS, 10k-conversation history, 1,000-turn conversation open",
+            f"{rendering['peak_rss_mb']:.0f} MB",
+            "≤ 200 MB",
+            verdict(rendering["peak_rss_mb"], 200),
+        )
+    )
     for r in exports:
         rows.append((f"export 10,000 turns as {r['format']}", f"{r['ms']:.0f} ms", "≤ 1000 ms", verdict(r["ms"], 1000)))
     width = max(len(r[0]) for r in rows)
@@ -63,8 +100,11 @@ def main() -> None:
     for name, value, target, ok in rows:
         print(f"{name:<{width}}  {value:>22}  {target:>10}  {ok}")
     print(f"(all benchmarks: {time.perf_counter() - started:.0f} s)")
-    (HERE / "results.json").write_text(json.dumps({"machine": machine(), "latency": latency, "history": history,
-                                                   "app": app, "export": exports}, indent=2))
+    (HERE / "results.json").write_text(
+        json.dumps(
+            {"machine": machine(), "latency": latency, "history": history, "app": app, "export": exports}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

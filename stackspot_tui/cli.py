@@ -7,15 +7,16 @@ import asyncio
 import json
 import os
 import sys
-from typing import Any, Sequence, TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 from . import __version__
 from .api import StackSpotError
 from .api.text import one_line
-from .textsafe import visible
 from .config import ConfigError, Settings, load_settings
 from .history_cli import HISTORY_COMMANDS, CommandError, run_history_command, run_repair
 from .store.errors import HistoryError
+from .textsafe import visible
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the execution failed, or StackSpot/history/config error
@@ -38,9 +39,18 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     default = argparse.SUPPRESS if suppress else None
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("common options")
-    group.add_argument("--demo", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                       help="use the built-in StackSpot simulator (no credentials needed)")
-    group.add_argument("--config", metavar="PATH", default=default, help="config file (default: $XDG_CONFIG_HOME/stackspot-tui/config.toml)")
+    group.add_argument(
+        "--demo",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="use the built-in StackSpot simulator (no credentials needed)",
+    )
+    group.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="config file (default: $XDG_CONFIG_HOME/stackspot-tui/config.toml)",
+    )
     group.add_argument("--data-dir", metavar="DIR", default=default, help="where history is kept")
     group.add_argument("--realm", default=default, help="StackSpot realm (default: stackspot-freemium)")
     group.add_argument("--auth-url", metavar="URL", default=default, help="full OAuth2 token URL")
@@ -61,11 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common_options(suppress=True)
 
-    run = sub.add_parser("run", parents=[common], help="run one quick command turn headless",
-                         description="Run a quick command and print its result. Progress goes to stderr.")
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run one quick command turn headless",
+        description="Run a quick command and print its result. Progress goes to stderr.",
+    )
     run.add_argument("slug", metavar="SLUG", help="quick command slug")
-    run.add_argument("prompt", metavar="PROMPT", nargs="?",
-                     help="the prompt; '-' or absent with piped stdin reads stdin")
+    run.add_argument(
+        "prompt", metavar="PROMPT", nargs="?", help="the prompt; '-' or absent with piped stdin reads stdin"
+    )
     run.add_argument("--json-input", action="store_true", help="send the prompt as a JSON object")
     _conversation_options(run)
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the result text")
@@ -78,8 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_parsers(sub, common)
 
-    sim = sub.add_parser("simulate", help="serve the StackSpot simulator on loopback",
-                         description="Serve a StackSpot stand-in on a loopback port, for trying and testing.")
+    sim = sub.add_parser(
+        "simulate",
+        help="serve the StackSpot simulator on loopback",
+        description="Serve a StackSpot stand-in on a loopback port, for trying and testing.",
+    )
     sim.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     sim.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
     sim.add_argument("--duration", type=_positive_float, default=None, help="seconds an execution takes (default 3)")
@@ -92,8 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _conversation_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--conversation", metavar="ID", help="continue this conversation (local id or prefix)")
-    group.add_argument("--continue", dest="continue_latest", action="store_true",
-                       help="continue the latest conversation of this quick command")
+    group.add_argument(
+        "--continue",
+        dest="continue_latest",
+        action="store_true",
+        help="continue the latest conversation of this quick command",
+    )
 
 
 def _positive_float(text: str) -> float:
@@ -126,7 +148,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
         return parser.parse_args(argv)
     namespace = parser.parse_args(argv[:index])
     namespace.command = "run"
-    return parser.get_default("_run_parser").parse_intermixed_args(argv[index + 1:], namespace=namespace)
+    return parser.get_default("_run_parser").parse_intermixed_args(argv[index + 1 :], namespace=namespace)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -245,9 +267,20 @@ async def _resume(args: argparse.Namespace, settings: Settings, stdout: TextIO, 
             print(f"resuming {conversation.id} turn {turn.seq + 1} (execution {turn.execution_id})", file=stderr)
             turn = await service.reattach(conversation.id, turn.seq)
             if args.json:
-                print(json.dumps({"conversation": conversation.id, "turn": turn.seq, "execution_id": turn.execution_id,
-                                  "status": turn.status, "result": turn.result, "error": turn.error},
-                                 ensure_ascii=False), file=stdout)
+                print(
+                    json.dumps(
+                        {
+                            "conversation": conversation.id,
+                            "turn": turn.seq,
+                            "execution_id": turn.execution_id,
+                            "status": turn.status,
+                            "result": turn.result,
+                            "error": turn.error,
+                        },
+                        ensure_ascii=False,
+                    ),
+                    file=stdout,
+                )
             elif turn.status == "COMPLETED":
                 _print_result(result_to_text(turn.result), stdout)
             if turn.status != "COMPLETED":

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import stat
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import platformdirs
 
@@ -68,8 +69,19 @@ CONFIG_ENV = "STACKSPOT_TUI_CONFIG"
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 _FILE_KEYS = {
-    "client_id", "client_secret", "realm", "auth_url", "api_url", "data_dir", "proxy", "slug",
-    "poll_initial", "poll_max_interval", "execution_timeout", "request_timeout", "max_retries",
+    "client_id",
+    "client_secret",
+    "realm",
+    "auth_url",
+    "api_url",
+    "data_dir",
+    "proxy",
+    "slug",
+    "poll_initial",
+    "poll_max_interval",
+    "execution_timeout",
+    "request_timeout",
+    "max_retries",
 }
 
 

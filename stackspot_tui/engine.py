@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .api import (
     Execution,
@@ -87,7 +88,9 @@ class _StepClock:
     started: dict[tuple[int, str], float] = field(default_factory=dict)
     done: set[tuple[int, str]] = field(default_factory=set)
 
-    def diff(self, steps: tuple[Step, ...], now: float) -> tuple[tuple[Step, ...], tuple[tuple[Step, float | None], ...]]:
+    def diff(
+        self, steps: tuple[Step, ...], now: float
+    ) -> tuple[tuple[Step, ...], tuple[tuple[Step, float | None], ...]]:
         new, finished = [], []
         for index, step in enumerate(steps):
             key = (index, step.name)
@@ -163,8 +166,11 @@ class ConversationService:
             self._finish(turn, started, emit)
             raise
         turn = self.store.update_turn(
-            turn.conversation, turn.seq,
-            execution_id=execution_id, status="CREATED", sent_at=now_iso(),
+            turn.conversation,
+            turn.seq,
+            execution_id=execution_id,
+            status="CREATED",
+            sent_at=now_iso(),
             conversation_id=conversation.conversation_id,
         )
         emit(ExecutionStarted(turn, execution_id))
@@ -174,7 +180,7 @@ class ConversationService:
         """Poll a turn that was created but never seen finished. Nothing is re-sent."""
         emit = on_event or (lambda event: None)
         turn = self.store.get_turn(conversation_id, seq)
-        if not turn.needs_reattach:
+        if not turn.needs_reattach or turn.execution_id is None:
             return turn
         emit(ExecutionStarted(turn, turn.execution_id, reattached=True))
         return await self._follow(turn, self._clock(), emit)
@@ -188,20 +194,24 @@ class ConversationService:
     # -- internals ------------------------------------------------------------------------
 
     async def _follow(self, turn: Turn, started: float, emit: EventCallback) -> Turn:
+        assert turn.execution_id is not None, "only a created execution can be followed"
         steps = _StepClock()
         previous_status = turn.status
         last: Execution | None = None
         try:
             async for execution in self.client.watch(
                 turn.execution_id,
-                on_retry=self._retry_reporter(lambda: turn, started, emit),
+                on_retry=self._retry_reporter(lambda: turn, started, emit),  # noqa: B023 - the latest turn, on purpose
                 started_at=started,
             ):
                 last = execution
                 turn = self._record_progress(turn, execution)
                 new, finished = steps.diff(execution.steps, self._clock())
-                emit(Progressed(turn, execution, execution.status != previous_status, new, finished,
-                                self._clock() - started))
+                emit(
+                    Progressed(
+                        turn, execution, execution.status != previous_status, new, finished, self._clock() - started
+                    )
+                )
                 previous_status = execution.status
         except _FATAL_WATCH_ERRORS as exc:
             turn = self._end(turn, status=LOCAL_ERROR, error=str(exc), error_kind=exc.kind)
@@ -216,11 +226,19 @@ class ConversationService:
             raise
         assert last is not None and last.is_final
         if last.succeeded:
-            turn = self._end(turn, status=last.status, result=last.result, percentage=1.0, duration=last.progress.duration)
+            turn = self._end(
+                turn, status=last.status, result=last.result, percentage=1.0, duration=last.progress.duration
+            )
         else:
             message = last.error or "the execution failed on StackSpot (no message given)"
-            turn = self._end(turn, status=last.status, result=last.result, error=message,
-                             error_kind="failure", duration=last.progress.duration)
+            turn = self._end(
+                turn,
+                status=last.status,
+                result=last.result,
+                error=message,
+                error_kind="failure",
+                duration=last.progress.duration,
+            )
         return self._finish(turn, started, emit)
 
     def _record_progress(self, turn: Turn, execution: Execution) -> Turn:
@@ -228,7 +246,10 @@ class ConversationService:
         if execution.conversation_id and conversation.conversation_id != execution.conversation_id:
             # The first callback of a new conversation tells us its id: keep it for follow-ups.
             self.store.update_conversation(conversation.id, conversation_id=execution.conversation_id)
-        fields: dict[str, Any] = {"percentage": execution.progress.percentage, "steps": _step_summaries(execution.steps)}
+        fields: dict[str, Any] = {
+            "percentage": execution.progress.percentage,
+            "steps": _step_summaries(execution.steps),
+        }
         if not execution.is_final:
             fields["status"] = execution.status
         if execution.conversation_id and turn.conversation_id != execution.conversation_id:

@@ -11,8 +11,9 @@ import html
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .api.models import result_to_text
 from .store.models import Conversation, Turn
@@ -21,7 +22,6 @@ from .textsafe import visible
 FORMAT_NAME = "stackspot-tui.conversation"
 FORMAT_VERSION = 1
 FORMATS = ("md", "json", "html", "txt")
-
 
 
 class ExportWriteError(Exception):
@@ -139,10 +139,12 @@ def to_json(conversation: Conversation, turns: Iterable[Turn]) -> str:
 
 def from_document(document: Any) -> tuple[Conversation, list[Turn]]:
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-        raise ExportFormatError("not a stackspot-tui conversation export (missing \"format\")")
+        raise ExportFormatError('not a stackspot-tui conversation export (missing "format")')
     version = document.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ExportFormatError(f"export format version {version!r} is newer than this stackspot-tui reads ({FORMAT_VERSION})")
+        raise ExportFormatError(
+            f"export format version {version!r} is newer than this stackspot-tui reads ({FORMAT_VERSION})"
+        )
     meta, turns = document.get("conversation"), document.get("turns")
     if not isinstance(meta, dict) or not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
         raise ExportFormatError("export has no conversation object or turns list")
@@ -205,11 +207,11 @@ def to_html(conversation: Conversation, turns: Iterable[Turn]) -> str:
             parts.append("<p>Sources</p><ul>" + "".join(f"<li>{e(_clean(s))}</li>" for s in sources) + "</ul>")
         sections.append('<section class="turn">' + "".join(parts) + "</section>")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         f"<title>{title}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{title}</h1><dl class=\"facts\">{facts}</dl>{''.join(sections)}</body></html>\n"
+        f'<h1>{title}</h1><dl class="facts">{facts}</dl>{"".join(sections)}</body></html>\n'
     )
 
 

@@ -57,7 +57,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("id", metavar="ID")
     p.add_argument("title", metavar="TITLE")
 
-    for name, text in (("archive", "hide a conversation from the list"), ("unarchive", "bring an archived conversation back")):
+    for name, text in (
+        ("archive", "hide a conversation from the list"),
+        ("unarchive", "bring an archived conversation back"),
+    ):
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("id", metavar="ID")
 
@@ -93,7 +96,9 @@ def _cmd_conversations(args, store: HistoryStore, stdout: TextIO, stderr: TextIO
     for c in conversations:
         mark = " [archived]" if c.archived else ""
         title = one_line(c.title or "(untitled)", 60)
-        print(f"{c.id}  {relative(c.updated_at):>10}  {c.turn_count:>4} turns  {c.slug:<20}  {title}{mark}", file=stdout)
+        print(
+            f"{c.id}  {relative(c.updated_at):>10}  {c.turn_count:>4} turns  {c.slug:<20}  {title}{mark}", file=stdout
+        )
     return 0
 
 
@@ -109,8 +114,16 @@ def _cmd_search(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> in
         raise CommandError("search text is empty")
     hits = store.search(args.text, limit=args.limit)
     if args.json:
-        rows = [{"conversation": h.conversation.id, "title": h.conversation.title, "turn": h.seq + 1,
-                 "field": h.field, "snippet": h.snippet} for h in hits]
+        rows = [
+            {
+                "conversation": h.conversation.id,
+                "title": h.conversation.title,
+                "turn": h.seq + 1,
+                "field": h.field,
+                "snippet": h.snippet,
+            }
+            for h in hits
+        ]
         print(json.dumps(rows, ensure_ascii=False, indent=2), file=stdout)
     else:
         for h in hits:
@@ -212,14 +225,15 @@ def _cmd_delete(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> in
         store.delete_turn(conversation.id, seq)
         print(f"deleted turn {args.turn} of {conversation.id}", file=stderr)
         return 0
-    question = f"delete conversation {conversation.id} ({conversation.turn_count} turns, {one_line(conversation.title, 40)!r})"
+    question = (
+        f"delete conversation {conversation.id} ({conversation.turn_count} turns, {one_line(conversation.title, 40)!r})"
+    )
     if not args.yes and not _confirm(question, stderr):
         print("not deleted", file=stderr)
         return 1
     store.delete_conversation(conversation.id)
     print(f"deleted {conversation.id}", file=stderr)
     return 0
-
 
 
 def run_repair(root: Path, stderr: TextIO) -> int:

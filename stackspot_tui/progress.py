@@ -19,7 +19,7 @@ def seconds(value: float | None) -> str:
         return "?"
     if value < 60:
         return f"{value:.1f} s"
-    minutes, rest = divmod(int(round(value)), 60)
+    minutes, rest = divmod(round(value), 60)
     return f"{minutes} min {rest:02d} s"
 
 
@@ -29,8 +29,9 @@ def percent(value: float | None) -> str:
 
 def step_line(order: int | None, name: str, kind: str | None) -> ProgressLine:
     """A step as it appears: order, name, type."""
-    return ProgressLine(f"  step {order if order is not None else '-'} · {one_line(name, 60)}{f' ({kind})' if kind else ''}",
-                        "step")
+    return ProgressLine(
+        f"  step {order if order is not None else '-'} · {one_line(name, 60)}{f' ({kind})' if kind else ''}", "step"
+    )
 
 
 def progress_lines(event: Event) -> list[ProgressLine]:
@@ -43,7 +44,9 @@ def progress_lines(event: Event) -> list[ProgressLine]:
         execution = event.execution
         lines = []
         if not execution.is_final:  # the final status is TurnFinished's line
-            lines.append(ProgressLine(f"{execution.status}{percent(execution.progress.percentage)} · {seconds(event.elapsed)}"))
+            lines.append(
+                ProgressLine(f"{execution.status}{percent(execution.progress.percentage)} · {seconds(event.elapsed)}")
+            )
         lines += [step_line(step.order, step.name, step.type) for step in event.new_steps]
         for step, took in event.finished_steps:
             sources = f" · {len(step.sources)} source(s)" if step.sources else ""
@@ -52,7 +55,9 @@ def progress_lines(event: Event) -> list[ProgressLine]:
         return lines
     if isinstance(event, Retrying):
         notice = event.notice
-        what = {"rate_limited": "rate limited", "server_error": "server error", "network": "network error"}[notice.reason]
+        what = {"rate_limited": "rate limited", "server_error": "server error", "network": "network error"}[
+            notice.reason
+        ]
         return [
             ProgressLine(
                 f"{what}: {one_line(notice.detail, 120)} · waiting {seconds(notice.delay)} "
@@ -62,13 +67,13 @@ def progress_lines(event: Event) -> list[ProgressLine]:
         ]
     if isinstance(event, TurnFinished):
         turn = event.turn
-        took = seconds(event.elapsed)
+        took_text = seconds(event.elapsed)
         if turn.status == "COMPLETED":
-            return [ProgressLine(f"COMPLETED in {took}", "ok")]
+            return [ProgressLine(f"COMPLETED in {took_text}", "ok")]
         if event.interrupted:
             return [
-                ProgressLine(f"stopped watching after {took}: {turn.error}", "error"),
+                ProgressLine(f"stopped watching after {took_text}: {turn.error}", "error"),
                 ProgressLine("the execution may still run on StackSpot: `stackspot-tui resume` picks it up", "warn"),
             ]
-        return [ProgressLine(f"{turn.status} after {took}: {turn.error or 'no message'}", "error")]
+        return [ProgressLine(f"{turn.status} after {took_text}: {turn.error or 'no message'}", "error")]
     return []

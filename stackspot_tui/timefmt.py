@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def parse_iso(value: str | None) -> datetime | None:
@@ -12,17 +12,24 @@ def parse_iso(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def relative(value: str | None, now: datetime | None = None) -> str:
     when = parse_iso(value)
     if when is None:
         return "?"
-    seconds = ((now or datetime.now(timezone.utc)) - when).total_seconds()
+    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
     if seconds < 0:
         return "just now"
-    for size, unit in ((86400 * 365, "y"), (86400 * 30, "mo"), (86400 * 7, "w"), (86400, "d"), (3600, "h"), (60, "min")):
+    for size, unit in (
+        (86400 * 365, "y"),
+        (86400 * 30, "mo"),
+        (86400 * 7, "w"),
+        (86400, "d"),
+        (3600, "h"),
+        (60, "min"),
+    ):
         if seconds >= size:
             return f"{int(seconds // size)} {unit} ago"
     return "just now"

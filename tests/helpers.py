@@ -56,7 +56,9 @@ def start_simulator(duration: float = 0.3, *extra: str) -> SimProcess:
     return SimProcess(process, line.rsplit(" ", 1)[-1].strip())
 
 
-def run_cli(*args: str, env: dict[str, str], input: str | bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str], input: str | bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*program(), *args],
         env=env,

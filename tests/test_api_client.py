@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import httpx
 import pytest
@@ -199,7 +200,9 @@ async def test_create_429_waits_retry_after_then_succeeds(client, mock, fake_tim
     mock.post(TOKEN_URL).mock(return_value=token_answer())
     mock.post(CREATE).mock(
         side_effect=[
-            httpx.Response(429, headers={"Retry-After": "7"}, json={"code": "CODEBUDDY_1044_QUICK_COMMAND_RATE_LIMIT_EXCEEDED"}),
+            httpx.Response(
+                429, headers={"Retry-After": "7"}, json={"code": "CODEBUDDY_1044_QUICK_COMMAND_RATE_LIMIT_EXCEEDED"}
+            ),
             httpx.Response(200, json=EXEC_ID),
         ]
     )
@@ -247,7 +250,7 @@ async def test_create_read_timeout_not_repeated(client, mock):
 
 async def test_connection_refused_retried_then_clear_error(client, mock, fake_time):
     mock.post(TOKEN_URL).mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
-    with pytest.raises(NetworkError, match="cannot reach StackSpot at https://idm.test: connection refused"):
+    with pytest.raises(NetworkError, match=r"cannot reach StackSpot at https://idm\.test: connection refused"):
         await client.create_execution("code-review", "x")
     assert len(fake_time.sleeps) == 3
     assert all(0 < s <= 8.0 for s in fake_time.sleeps)
@@ -286,7 +289,14 @@ async def test_create_accepts_object_with_execution_id(client, mock):
 async def test_watch_to_completed_yields_changes_only(client, mock, fake_time):
     mock.post(TOKEN_URL).mock(return_value=token_answer())
     step_pending = [{"step_name": "analyze", "execution_order": 1, "type": "LLM", "step_result": None}]
-    step_done = [{"step_name": "analyze", "execution_order": 1, "type": "LLM", "step_result": {"answer": "ok", "sources": [{"title": "Docs", "url": "https://d"}]}}]
+    step_done = [
+        {
+            "step_name": "analyze",
+            "execution_order": 1,
+            "type": "LLM",
+            "step_result": {"answer": "ok", "sources": [{"title": "Docs", "url": "https://d"}]},
+        }
+    ]
     route = mock.get(CALLBACK).mock(
         side_effect=[
             callback("CREATED", 0.0),
@@ -332,7 +342,11 @@ async def test_unexpected_status_is_shown_and_polling_continues(client, mock):
 async def test_watch_retries_5xx_then_succeeds(client, mock):
     mock.post(TOKEN_URL).mock(return_value=token_answer())
     mock.get(CALLBACK).mock(
-        side_effect=[httpx.Response(503, text="<html>503</html>"), httpx.Response(502), callback("COMPLETED", 1.0, result="r")]
+        side_effect=[
+            httpx.Response(503, text="<html>503</html>"),
+            httpx.Response(502),
+            callback("COMPLETED", 1.0, result="r"),
+        ]
     )
     notices = []
     snapshots = [e async for e in client.watch(EXEC_ID, on_retry=notices.append)]
@@ -357,7 +371,9 @@ async def test_poll_read_timeout_is_retried(client, mock):
 
 async def test_callback_malformed_json_is_a_protocol_error(client, mock):
     mock.post(TOKEN_URL).mock(return_value=token_answer())
-    mock.get(CALLBACK).mock(return_value=httpx.Response(200, text="<html>not json", headers={"content-type": "text/html"}))
+    mock.get(CALLBACK).mock(
+        return_value=httpx.Response(200, text="<html>not json", headers={"content-type": "text/html"})
+    )
     with pytest.raises(ProtocolError, match="text/html"):
         await client.get_execution(EXEC_ID)
 
@@ -372,7 +388,9 @@ async def test_callback_json_not_an_object(client, mock):
 async def test_callback_with_odd_fields_parses(client, mock):
     mock.post(TOKEN_URL).mock(return_value=token_answer())
     mock.get(CALLBACK).mock(
-        return_value=httpx.Response(200, json={"progress": None, "steps": "nope", "result": {"a": 1}, "conversation_id": 5})
+        return_value=httpx.Response(
+            200, json={"progress": None, "steps": "nope", "result": {"a": 1}, "conversation_id": 5}
+        )
     )
     execution = await client.get_execution(EXEC_ID)
     assert execution.status == "UNKNOWN" and execution.steps == () and execution.conversation_id == "5"
@@ -439,9 +457,9 @@ def test_parse_retry_after(value, expected):
 
 
 def test_parse_retry_after_http_date():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime(2026, 11, 20, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("Fri, 20 Nov 2026 12:00:30 GMT", now=now) == 30.0
 
 
@@ -461,7 +479,7 @@ def test_retry_delay_is_capped_with_jitter():
         ({"a": 1}, '```json\n{\n  "a": 1\n}\n```'),
         ([1, "two"], '```json\n[\n  1,\n  "two"\n]\n```'),
         (None, ""),
-        ("```json\n{\"a\": 1}\n```", "```json\n{\"a\": 1}\n```"),
+        ('```json\n{"a": 1}\n```', '```json\n{"a": 1}\n```'),
     ],
     ids=["markdown", "object", "array", "null", "json-in-string"],
 )

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import SECRET, program
 
 from stackspot_tui.sim import Simulator
 from stackspot_tui.sim.server import SimulatorServer
 from stackspot_tui.store import HistoryStore
-
-from helpers import SECRET, program
 
 pytestmark = pytest.mark.e2e
 
@@ -103,13 +102,18 @@ def test_sigkill_of_run_at_random_points_then_resume(tmp_path):
         env = sim_env(server, tmp_path)
         completed: set[tuple[str, int]] = set()
         for n in range(8):
-            child = subprocess.Popen([*program(), "run", "delay-800", "--continue", f"turn {n}"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            child = subprocess.Popen(
+                [*program(), "run", "delay-800", "--continue", f"turn {n}"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(rng.uniform(0.2, 1.6))  # start-up, create, polling or the final write
             child.send_signal(signal.SIGKILL)
             child.wait()
             completed = completed_after_kill(tmp_path, completed)
         resume_creates_nothing(simulator, env, tmp_path)
+
 
 TUI_CHILD = textwrap.dedent(
     """
@@ -145,8 +149,9 @@ def test_sigkill_of_the_tui_under_run_test_then_resume(tmp_path):
         completed: set[tuple[str, int]] = set()
         kills = 5
         for _ in range(kills):
-            child = subprocess.Popen([sys.executable, "-c", TUI_CHILD], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            child = subprocess.Popen(
+                [sys.executable, "-c", TUI_CHILD], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             time.sleep(rng.uniform(1.0, 2.5))  # start-up, then somewhere inside a turn
             child.send_signal(signal.SIGKILL)
             child.wait()

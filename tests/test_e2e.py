@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import SECRET, last_json_line, run_cli, start_simulator
 
 from stackspot_tui.store import HistoryStore
-
-from helpers import SECRET, last_json_line, run_cli, start_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +90,9 @@ def test_unknown_slug(sim, tmp_path):
 
 
 def test_unreachable_api(sim, tmp_path):
-    env = sim.env(tmp_path, STACKSPOT_API_URL="http://127.0.0.1:9", STACKSPOT_AUTH_URL="http://127.0.0.1:9/r/oidc/oauth/token")
+    env = sim.env(
+        tmp_path, STACKSPOT_API_URL="http://127.0.0.1:9", STACKSPOT_AUTH_URL="http://127.0.0.1:9/r/oidc/oauth/token"
+    )
     (tmp_path / "no-config.toml").write_text("max_retries = 1\n")  # one short back-off, not five
     result = run_cli("run", "echo", "hi", env=env, timeout=120)
     assert result.returncode == 1
@@ -151,8 +152,11 @@ def test_demo_needs_no_credentials(tmp_path):
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKSPOT")}
-    env.update(STACKSPOT_TUI_DATA_DIR=str(tmp_path), STACKSPOT_SIM_DURATION="0.2",
-               STACKSPOT_TUI_CONFIG=str(tmp_path / "none.toml"))
+    env.update(
+        STACKSPOT_TUI_DATA_DIR=str(tmp_path),
+        STACKSPOT_SIM_DURATION="0.2",
+        STACKSPOT_TUI_CONFIG=str(tmp_path / "none.toml"),
+    )
     result = run_cli("--demo", "run", "echo", "--json", "hi demo", env=env)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)

@@ -135,7 +135,9 @@ class FlakyWatch:
         yield  # pragma: no cover
 
 
-async def test_network_loss_while_watching_keeps_the_turn_and_reattach_completes_it(service, store, simulator, fake_time):
+async def test_network_loss_while_watching_keeps_the_turn_and_reattach_completes_it(
+    service, store, simulator, fake_time
+):
     conversation = service.new_conversation("code-review")
     flaky = ConversationService(FlakyWatch(service.client), store, clock=fake_time.clock)
     turn = await flaky.send(conversation.id, "survive this")

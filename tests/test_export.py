@@ -13,19 +13,50 @@ from stackspot_tui.store.models import Conversation, StepSummary, Turn
 
 
 def sample() -> tuple[Conversation, list[Turn]]:
-    conversation = Conversation(id="a1b2c3d4", slug="code-review", title="Review <b>my</b> code",
-                                conversation_id="01CONVERSATION", turn_count=3,
-                                created_at="2026-11-20T12:00:00.000Z", updated_at="2026-11-20T12:05:00.000Z")
+    conversation = Conversation(
+        id="a1b2c3d4",
+        slug="code-review",
+        title="Review <b>my</b> code",
+        conversation_id="01CONVERSATION",
+        turn_count=3,
+        created_at="2026-11-20T12:00:00.000Z",
+        updated_at="2026-11-20T12:05:00.000Z",
+    )
     turns = [
-        Turn(conversation="a1b2c3d4", seq=0, prompt="def f():\n    ```\n    return 1", input_data="def f()",
-             status="COMPLETED", execution_id="01EXEC0", conversation_id="01CONVERSATION",
-             steps=[StepSummary(name="analyze", order=1, type="LLM", done=True, sources=["StackSpot docs"])],
-             result="## Review\n\nLooks fine.\n\n```python\nprint('hi')\n```\n<script>alert(1)</script>\n[x](javascript:alert(2))",
-             created_at="2026-11-20T12:00:00.000Z", finished_at="2026-11-20T12:00:07.000Z", duration=7),
-        Turn(conversation="a1b2c3d4", seq=1, prompt="json please", input_data={"q": "json"}, status="COMPLETED",
-             execution_id="01EXEC1", result={"items": [1, 2]}, created_at="2026-11-20T12:01:00.000Z"),
-        Turn(conversation="a1b2c3d4", seq=2, prompt="fail \x1b[31mred", input_data="x", status="FAILURE",
-             execution_id="01EXEC2", error="Simulated failure", created_at="2026-11-20T12:02:00.000Z"),
+        Turn(
+            conversation="a1b2c3d4",
+            seq=0,
+            prompt="def f():\n    ```\n    return 1",
+            input_data="def f()",
+            status="COMPLETED",
+            execution_id="01EXEC0",
+            conversation_id="01CONVERSATION",
+            steps=[StepSummary(name="analyze", order=1, type="LLM", done=True, sources=["StackSpot docs"])],
+            result="## Review\n\nLooks fine.\n\n```python\nprint('hi')\n```\n<script>alert(1)</script>\n[x](javascript:alert(2))",
+            created_at="2026-11-20T12:00:00.000Z",
+            finished_at="2026-11-20T12:00:07.000Z",
+            duration=7,
+        ),
+        Turn(
+            conversation="a1b2c3d4",
+            seq=1,
+            prompt="json please",
+            input_data={"q": "json"},
+            status="COMPLETED",
+            execution_id="01EXEC1",
+            result={"items": [1, 2]},
+            created_at="2026-11-20T12:01:00.000Z",
+        ),
+        Turn(
+            conversation="a1b2c3d4",
+            seq=2,
+            prompt="fail \x1b[31mred",
+            input_data="x",
+            status="FAILURE",
+            execution_id="01EXEC2",
+            error="Simulated failure",
+            created_at="2026-11-20T12:02:00.000Z",
+        ),
     ]
     return conversation, turns
 
@@ -66,7 +97,7 @@ def test_html_is_self_contained_and_inert():
     assert not any(value and "javascript:" in value for _, value in collector.attrs)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "Review &lt;b&gt;my&lt;/b&gt; code" in page
-    assert "<pre><code class=\"language-python\">" in page  # code blocks rendered
+    assert '<pre><code class="language-python">' in page  # code blocks rendered
     assert not re.search(r"""(src|href)=["']https?://""", page)  # nothing loaded from outside
     assert "01EXEC0" in page and "StackSpot docs" in page
 
@@ -86,8 +117,19 @@ def test_json_round_trip_is_identical():
         ([], "not a stackspot-tui"),
         ({"format": "other"}, "not a stackspot-tui"),
         ({"format": "stackspot-tui.conversation", "format_version": 99}, "newer"),
-        ({"format": "stackspot-tui.conversation", "format_version": 1, "conversation": {}, "turns": []}, "missing fields"),
-        ({"format": "stackspot-tui.conversation", "format_version": 1, "conversation": {"id": "x", "slug": "s"}, "turns": "no"}, "turns list"),
+        (
+            {"format": "stackspot-tui.conversation", "format_version": 1, "conversation": {}, "turns": []},
+            "missing fields",
+        ),
+        (
+            {
+                "format": "stackspot-tui.conversation",
+                "format_version": 1,
+                "conversation": {"id": "x", "slug": "s"},
+                "turns": "no",
+            },
+            "turns list",
+        ),
     ],
 )
 def test_bad_documents_are_refused(document, words):

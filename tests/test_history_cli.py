@@ -27,8 +27,13 @@ def store(env):
     store = HistoryStore(env / "data" / "history")
     first = store.create_conversation("code-review")
     turn = store.add_turn(first.id, "review the parser", "review the parser")
-    store.update_turn(first.id, turn.seq, status="COMPLETED", execution_id="01EXECA",
-                      result="The tokenizer mishandles UNICODE escapes.")
+    store.update_turn(
+        first.id,
+        turn.seq,
+        status="COMPLETED",
+        execution_id="01EXECA",
+        result="The tokenizer mishandles UNICODE escapes.",
+    )
     store.update_conversation(first.id, conversation_id="01CONVA")
     second = store.create_conversation("explain-code")
     turn = store.add_turn(second.id, "explain decorators", "explain decorators")
@@ -52,9 +57,9 @@ def test_conversations_lists_newest_first(store):
 
 def test_conversations_json_and_archived(store):
     assert cli("archive", store.first)[0] == 0
-    code, out, _ = cli("conversations", "--json")
+    _code, out, _ = cli("conversations", "--json")
     assert [c["id"] for c in json.loads(out)] == [store.second]
-    code, out, _ = cli("conversations", "--archived", "--json")
+    _code, out, _ = cli("conversations", "--archived", "--json")
     assert [c["id"] for c in json.loads(out)] == [store.first]
     assert cli("unarchive", store.first)[0] == 0
     assert len(json.loads(cli("conversations", "--json")[1])) == 2
@@ -66,12 +71,12 @@ def test_show_by_prefix(store):
 
 
 def test_show_json_is_the_export_document(store):
-    code, out, _ = cli("show", store.first, "--json")
+    _code, out, _ = cli("show", store.first, "--json")
     assert json.loads(out)["conversation"]["id"] == store.first
 
 
 def test_unknown_id_is_a_clear_error(store):
-    code, out, err = cli("show", "zzzzzz")
+    code, _out, err = cli("show", "zzzzzz")
     assert code == 1 and err.startswith("stackspot-tui: error:") and "zzzzzz" in err and "Traceback" not in err
 
 

@@ -27,12 +27,31 @@ callback_like = st.fixed_dictionaries(
         "execution_id": json_values,
         "conversation_id": json_values,
         "quick_command_slug": json_values,
-        "progress": json_values | st.fixed_dictionaries({}, optional={
-            "status": json_values, "execution_percentage": json_values, "start": json_values,
-            "end": json_values, "duration": json_values}),
-        "steps": json_values | st.lists(json_values | st.fixed_dictionaries({}, optional={
-            "step_name": json_values, "execution_order": json_values, "type": json_values,
-            "step_result": json_values}), max_size=4),
+        "progress": json_values
+        | st.fixed_dictionaries(
+            {},
+            optional={
+                "status": json_values,
+                "execution_percentage": json_values,
+                "start": json_values,
+                "end": json_values,
+                "duration": json_values,
+            },
+        ),
+        "steps": json_values
+        | st.lists(
+            json_values
+            | st.fixed_dictionaries(
+                {},
+                optional={
+                    "step_name": json_values,
+                    "execution_order": json_values,
+                    "type": json_values,
+                    "step_result": json_values,
+                },
+            ),
+            max_size=4,
+        ),
         "result": json_values,
         "error": json_values,
     },
@@ -61,7 +80,7 @@ def test_any_text_survives_store_export_import(title, prompts, results):
     with tempfile.TemporaryDirectory() as tmp:
         store = HistoryStore(Path(tmp) / "a")
         conversation = store.create_conversation("qc", title=title)
-        for prompt, result in zip(prompts, results):
+        for prompt, result in zip(prompts, results, strict=False):
             turn = store.add_turn(conversation.id, prompt, prompt)
             store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=result)
         conversation = store.get_conversation(conversation.id)

@@ -8,13 +8,12 @@ import os
 import subprocess
 
 import pytest
+from helpers import SECRET, program
 
 from stackspot_tui.cli import main
 from stackspot_tui.sim import Simulator
 from stackspot_tui.sim.server import SimulatorServer
 from stackspot_tui.store import HistoryCorruptError, HistoryStore
-
-from helpers import SECRET, program
 
 
 def seeded(root, turns=3):
@@ -28,7 +27,7 @@ def seeded(root, turns=3):
 
 
 def test_repair_rebuilds_a_damaged_index_shard_from_the_pages(tmp_path):
-    store, conversation = seeded(tmp_path)
+    _store, conversation = seeded(tmp_path)
     shard = tmp_path / "index" / f"{conversation.id[0]}.json"
     shard.write_text("{garbage")
     with pytest.raises(HistoryCorruptError, match="stackspot-tui repair"):
@@ -38,7 +37,12 @@ def test_repair_rebuilds_a_damaged_index_shard_from_the_pages(tmp_path):
     [moved] = list((tmp_path / "index").glob("*.corrupt-*"))
     assert moved.read_text() == "{garbage"  # kept, never overwritten
     again = HistoryStore(tmp_path).get_conversation(conversation.id)
-    assert (again.slug, again.turn_count, again.conversation_id, again.title) == ("code-review", 3, "01CONV", "prompt 0")
+    assert (again.slug, again.turn_count, again.conversation_id, again.title) == (
+        "code-review",
+        3,
+        "01CONV",
+        "prompt 0",
+    )
 
 
 def test_repair_moves_a_damaged_page_aside_and_keeps_the_rest(tmp_path):
@@ -85,9 +89,16 @@ def server():
 
 def env_for(server, data_dir, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKSPOT")}
-    env.update(STACKSPOT_CLIENT_ID="demo-client", STACKSPOT_CLIENT_SECRET=SECRET, STACKSPOT_API_URL=server.url,
-               STACKSPOT_AUTH_URL=f"{server.url}/r/oidc/oauth/token", STACKSPOT_TUI_DATA_DIR=str(data_dir),
-               STACKSPOT_TUI_CONFIG=str(data_dir / "none.toml"), NO_PROXY="127.0.0.1", **extra)
+    env.update(
+        STACKSPOT_CLIENT_ID="demo-client",
+        STACKSPOT_CLIENT_SECRET=SECRET,
+        STACKSPOT_API_URL=server.url,
+        STACKSPOT_AUTH_URL=f"{server.url}/r/oidc/oauth/token",
+        STACKSPOT_TUI_DATA_DIR=str(data_dir),
+        STACKSPOT_TUI_CONFIG=str(data_dir / "none.toml"),
+        NO_PROXY="127.0.0.1",
+        **extra,
+    )
     return env
 
 
@@ -96,10 +107,18 @@ def test_parallel_run_processes_lose_no_turn(server, tmp_path):
     store = HistoryStore(tmp_path / "history")
     conversation = store.create_conversation("echo")
     writers, turns_each = 4, 3
-    script = " && ".join(f"{' '.join(program())} run echo --conversation {conversation.id} -q 'w$W t{n}'"
-                         for n in range(turns_each))
-    processes = [subprocess.Popen(["sh", "-c", script], env={**env_for(server, tmp_path), "W": str(w)},
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for w in range(writers)]
+    script = " && ".join(
+        f"{' '.join(program())} run echo --conversation {conversation.id} -q 'w$W t{n}'" for n in range(turns_each)
+    )
+    processes = [
+        subprocess.Popen(
+            ["sh", "-c", script],
+            env={**env_for(server, tmp_path), "W": str(w)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for w in range(writers)
+    ]
     for process in processes:
         assert process.wait(timeout=120) == 0, process.stderr.read()
     turns = HistoryStore(tmp_path / "history").turns(conversation.id)
@@ -111,8 +130,13 @@ def test_parallel_run_processes_lose_no_turn(server, tmp_path):
 @pytest.mark.e2e
 def test_a_1mb_prompt_round_trips(server, tmp_path):
     prompt = ("0123456789abcdef" * 64 + "\n") * 1000  # ~1 MB
-    result = subprocess.run([*program(), "run", "echo"], input=prompt.encode(), env=env_for(server, tmp_path),
-                            capture_output=True, timeout=120)
+    result = subprocess.run(
+        [*program(), "run", "echo"],
+        input=prompt.encode(),
+        env=env_for(server, tmp_path),
+        capture_output=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode() == prompt
 
@@ -121,8 +145,11 @@ def test_a_1mb_prompt_round_trips(server, tmp_path):
 def test_secrets_and_tokens_stay_out_of_verbose_output_and_files(server, tmp_path):
     env = env_for(server, tmp_path)
     outputs = []
-    for args in (["run", "code-review", "-v", "x"], ["run", "echo", "-v", "--json", "--continue", "y"],
-                 ["export", "--all", "--format", "html", "-o", str(tmp_path / "exports")]):
+    for args in (
+        ["run", "code-review", "-v", "x"],
+        ["run", "echo", "-v", "--json", "--continue", "y"],
+        ["export", "--all", "--format", "html", "-o", str(tmp_path / "exports")],
+    ):
         result = subprocess.run([*program(), *args], env=env, capture_output=True, timeout=60)
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout + result.stderr)
@@ -154,22 +181,34 @@ def test_result_escapes_are_shown_not_obeyed_on_a_terminal_but_kept_in_a_pipe():
 @pytest.mark.e2e
 async def test_the_app_and_the_cli_write_one_history_at_once(server, tmp_path):
     """The TUI sends turns while a `run` process appends to the same conversation."""
+    from test_tui import send, until
+
     from stackspot_tui.api import PollPolicy, StackSpotClient
     from stackspot_tui.config import Settings
     from stackspot_tui.engine import ConversationService
     from stackspot_tui.tui.app import StackSpotApp
 
-    from test_tui import send, until
-
     store = HistoryStore(tmp_path / "history")
     conversation = store.create_conversation("echo")
-    client = StackSpotClient(client_id="demo-client", client_secret=SECRET, token_url=f"{server.url}/r/oidc/oauth/token",
-                             api_url=server.url, poll=PollPolicy(initial=0.05, max_interval=0.2))
-    app = StackSpotApp(Settings(data_dir=tmp_path), service=ConversationService(client, store), slug="echo",
-                       conversation_id=conversation.id)
-    script = " && ".join(f"{' '.join(program())} run echo --conversation {conversation.id} -q 'cli {n}'" for n in range(3))
-    cli = subprocess.Popen(["sh", "-c", script], env=env_for(server, tmp_path), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
+    client = StackSpotClient(
+        client_id="demo-client",
+        client_secret=SECRET,
+        token_url=f"{server.url}/r/oidc/oauth/token",
+        api_url=server.url,
+        poll=PollPolicy(initial=0.05, max_interval=0.2),
+    )
+    app = StackSpotApp(
+        Settings(data_dir=tmp_path),
+        service=ConversationService(client, store),
+        slug="echo",
+        conversation_id=conversation.id,
+    )
+    script = " && ".join(
+        f"{' '.join(program())} run echo --conversation {conversation.id} -q 'cli {n}'" for n in range(3)
+    )
+    cli = subprocess.Popen(
+        ["sh", "-c", script], env=env_for(server, tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         for n in range(3):
             await send(pilot, app, f"tui {n}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import signal
 import subprocess
@@ -55,7 +56,9 @@ def api(sim: Simulator) -> httpx.Client:
     return authorized(sim)
 
 
-def create(api: httpx.Client, slug: str = "code-review", text: object = "x = 1", conversation: str | None = None) -> httpx.Response:
+def create(
+    api: httpx.Client, slug: str = "code-review", text: object = "x = 1", conversation: str | None = None
+) -> httpx.Response:
     params = {"conversation_id": conversation} if conversation else {}
     return api.post(f"/v1/quick-commands/create-execution/{slug}", params=params, json={"input_data": text})
 
@@ -80,15 +83,23 @@ def test_token_answer_is_keycloak_like(sim):
     body = response.json()
     assert response.status_code == 200 and body["access_token"].startswith("sim-")
     assert {k: v for k, v in body.items() if k != "access_token"} == {
-        "expires_in": 1199, "refresh_expires_in": 0, "token_type": "Bearer", "not-before-policy": 0, "scope": "openid"}
+        "expires_in": 1199,
+        "refresh_expires_in": 0,
+        "token_type": "Bearer",
+        "not-before-policy": 0,
+        "scope": "openid",
+    }
 
 
-@pytest.mark.parametrize("change, status, error", [
-    ({"client_secret": "nope"}, 401, "invalid_client"),
-    ({"client_id": "someone-else"}, 401, "invalid_client"),
-    ({"grant_type": "password"}, 400, "unsupported_grant_type"),
-    ({"grant_type": None}, 400, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "change, status, error",
+    [
+        ({"client_secret": "nope"}, 401, "invalid_client"),
+        ({"client_id": "someone-else"}, 401, "invalid_client"),
+        ({"grant_type": "password"}, 400, "unsupported_grant_type"),
+        ({"grant_type": None}, 400, "invalid_request"),
+    ],
+)
 def test_token_errors(sim, change, status, error):
     form = {k: v for k, v in {**CREDENTIALS, **change}.items() if v is not None}
     response = anonymous(sim).post("/r/oidc/oauth/token", data=form)
@@ -103,7 +114,9 @@ def test_token_path_needs_one_realm_segment(sim):
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer sim-made-up", "Basic abc"])
 def test_api_refuses_missing_or_unknown_tokens(sim, header):
     headers = {"Authorization": header} if header else {}
-    response = anonymous(sim).post("/v1/quick-commands/create-execution/echo", json={"input_data": "x"}, headers=headers)
+    response = anonymous(sim).post(
+        "/v1/quick-commands/create-execution/echo", json={"input_data": "x"}, headers=headers
+    )
     assert response.status_code == 401 and response.json()["code"] == "UNAUTHORIZED"
 
 
@@ -147,7 +160,9 @@ def test_progress_created_running_completed_with_steps(api, clock):
     middle = poll(api, execution_id)
     assert (middle.status, middle.progress.percentage) == ("RUNNING", 0.5)
     assert [(s.name, s.order, s.type, s.done) for s in middle.steps] == [
-        ("fetch-knowledge", 1, "KNOWLEDGE_SOURCE", True), ("analyze", 2, "LLM", False)]
+        ("fetch-knowledge", 1, "KNOWLEDGE_SOURCE", True),
+        ("analyze", 2, "LLM", False),
+    ]
     assert middle.steps[0].sources[0].url.startswith("https://docs.stackspot.com/")
     assert middle.progress.end is None and middle.progress.duration is None and middle.result is None
 
@@ -173,7 +188,9 @@ def test_every_quick_command_completes(api, clock, slug):
 
 
 def test_answers_fit_the_command(api, clock):
-    ids = {slug: start(api, slug, "def area(r):\n    return 3.14 * r * r") for slug in ("explain-code", "generate-tests")}
+    ids = {
+        slug: start(api, slug, "def area(r):\n    return 3.14 * r * r") for slug in ("explain-code", "generate-tests")
+    }
     clock.now = 10.0
     assert "## Explanation" in poll(api, ids["explain-code"]).result
     tests = poll(api, ids["generate-tests"]).result
@@ -181,8 +198,10 @@ def test_answers_fit_the_command(api, clock):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from(sorted(CATALOGUE) + ["sim-unknown-status", "sim-failure"]),
-       st.lists(st.floats(0, 12, allow_nan=False), min_size=1, max_size=8))
+@given(
+    st.sampled_from(sorted(CATALOGUE) + ["sim-unknown-status", "sim-failure"]),
+    st.lists(st.floats(0, 12, allow_nan=False), min_size=1, max_size=8),
+)
 def test_progress_never_goes_back(slug, times):
     clock = Clock()
     api = authorized(Simulator(duration=10.0, clock=clock))
@@ -192,7 +211,7 @@ def test_progress_never_goes_back(slug, times):
     for now in sorted(times):
         clock.now = now
         seen.append(poll(api, execution_id))
-    for before, after in zip(seen, seen[1:]):
+    for before, after in itertools.pairwise(seen):
         assert rank[before.status] <= rank[after.status]
         assert before.progress.percentage <= after.progress.percentage
         assert len(before.steps) <= len(after.steps)
@@ -247,12 +266,17 @@ def test_input_with_a_fence_stays_inside_the_code_block(api, clock):
 def test_unknown_slug(api):
     response = create(api, slug="no such")
     assert response.status_code == 404
-    assert response.json() == {"code": "CODEBUDDY_1002_QUICK_COMMAND_NOT_FOUND", "message": "Quick command 'no such' not found"}
+    assert response.json() == {
+        "code": "CODEBUDDY_1002_QUICK_COMMAND_NOT_FOUND",
+        "message": "Quick command 'no such' not found",
+    }
 
 
 @pytest.mark.parametrize("body", [b"{bad", b"", b'{"other": 1}', b'{"input_data": [1]}', b'"text"'])
 def test_bad_body_is_422(api, body):
-    response = api.post("/v1/quick-commands/create-execution/echo", content=body, headers={"Content-Type": "application/json"})
+    response = api.post(
+        "/v1/quick-commands/create-execution/echo", content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422 and response.json()["message"]
 
 
@@ -344,7 +368,7 @@ def test_fault_result_shapes(api, clock):
     clock.now = 10.0
     text = poll(api, fenced).result
     assert text.startswith("```json\n") and text.endswith("\n```")
-    assert json.loads(text[len("```json\n"):-len("\n```")])["ok"] is True
+    assert json.loads(text[len("```json\n") : -len("\n```")])["ok"] is True
     result = poll(api, obj).result
     assert isinstance(result, dict) and result["input"] == {"k": 1}
     assert poll(api, obj).result_text().startswith("```json")
@@ -376,8 +400,11 @@ def test_request_log_has_no_secrets(sim, api):
     log = anonymous(sim).get("/_sim/requests").json()
     assert log == sim.requests
     assert log[0] == {"method": "POST", "path": "/stackspot-freemium/oidc/oauth/token", "query": {}}
-    assert log[-1] == {"method": "POST", "path": "/v1/quick-commands/create-execution/code-review",
-                       "query": {"conversation_id": "01CONV"}}
+    assert log[-1] == {
+        "method": "POST",
+        "path": "/v1/quick-commands/create-execution/code-review",
+        "query": {"conversation_id": "01CONV"},
+    }
     assert "demo-secret" not in str(log) and "sim-" not in str(log)
 
 

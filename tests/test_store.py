@@ -73,7 +73,9 @@ def test_turns_across_pages_and_partial_reads(store):
     files = sorted(p.name for p in (store.root / "conversations" / conversation.id).iterdir())
     assert files == ["0000.json", "0001.json", "0002.json"]
     assert [t.seq for t in store.turns(conversation.id)] == list(range(250))
-    assert [t.prompt for t in store.turns(conversation.id, start=95, limit=10)] == [f"prompt {n}" for n in range(95, 105)]
+    assert [t.prompt for t in store.turns(conversation.id, start=95, limit=10)] == [
+        f"prompt {n}" for n in range(95, 105)
+    ]
     assert store.get_conversation(conversation.id).turn_count == 250
     assert PAGE_SIZE == 100
 
@@ -98,7 +100,7 @@ def test_update_turn_refuses_unknown_fields(store):
     with pytest.raises(ValueError):
         store.update_turn(conversation.id, turn.seq, colour="blue")
     with pytest.raises(ValueError):
-            store.update_turn(conversation.id, turn.seq, conversation="ffffffff")
+        store.update_turn(conversation.id, turn.seq, conversation="ffffffff")
 
 
 def test_delete_turn_never_reuses_its_seq(store):
@@ -166,7 +168,7 @@ def test_damaged_file_is_reported_not_overwritten(store):
     assert shard.read_text() == '{"conversations": {"1": '
 
 
-@pytest.mark.parametrize("content", ['[1, 2]', '{"conversations": [1]}', '{"conversations": {"1": {"slug": "x"}}}'])
+@pytest.mark.parametrize("content", ["[1, 2]", '{"conversations": [1]}', '{"conversations": {"1": {"slug": "x"}}}'])
 def test_wrong_shapes_are_damage(tmp_path, content):
     store = HistoryStore(tmp_path)
     (tmp_path / "index").mkdir()

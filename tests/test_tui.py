@@ -23,8 +23,12 @@ SIM = "https://sim.test"
 def make_service(root: Path, duration: float = 0.3) -> ConversationService:
     simulator = Simulator(duration=duration)
     client = StackSpotClient(
-        client_id="demo-client", client_secret="demo-secret", token_url=f"{SIM}/r/oidc/oauth/token", api_url=SIM,
-        transport=simulator.transport(), poll=PollPolicy(initial=0.05, max_interval=0.2, min_interval=0.02),
+        client_id="demo-client",
+        client_secret="demo-secret",
+        token_url=f"{SIM}/r/oidc/oauth/token",
+        api_url=SIM,
+        transport=simulator.transport(),
+        poll=PollPolicy(initial=0.05, max_interval=0.2, min_interval=0.02),
     )
     service = ConversationService(client, HistoryStore(root / "history"))
     service.simulator = simulator
@@ -58,8 +62,9 @@ async def send(pilot, app, text: str) -> None:
     before = len(messages(app, "assistant")) + len(messages(app, "error"))
     app.screen.query_one(PromptInput).load_text(text)
     await pilot.press("enter")
-    await until(pilot, lambda: len(messages(app, "assistant")) + len(messages(app, "error")) > before
-                and not app.chat.running)
+    await until(
+        pilot, lambda: len(messages(app, "assistant")) + len(messages(app, "error")) > before and not app.chat.running
+    )
 
 
 def log_text(app) -> str:
@@ -91,7 +96,9 @@ async def test_progress_lines_come_before_the_answer(service, tmp_path, monkeypa
     original_add = ProgressLog.add
     monkeypatch.setattr(ProgressLog, "add", lambda self, line: (timeline.append(line.text), original_add(self, line)))
     original_show = ChatScreen._show_finished
-    monkeypatch.setattr(ChatScreen, "_show_finished", lambda self, turn: (timeline.append("ANSWER"), original_show(self, turn)))
+    monkeypatch.setattr(
+        ChatScreen, "_show_finished", lambda self, turn: (timeline.append("ANSWER"), original_show(self, turn))
+    )
     app = make_app(service, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await send(pilot, app, "x = 1")
@@ -303,7 +310,7 @@ async def test_the_transcript_follows_new_messages_until_the_user_scrolls_up(tmp
     service = make_service(tmp_path, duration=0.6)
     app = make_app(service, tmp_path, slug="echo")
     async with app.run_test(size=(100, 24)) as pilot:
-        for n in range(4):
+        for _n in range(4):
             await send(pilot, app, "\n".join(f"line {i}" for i in range(12)))
         transcript = app.chat.transcript
         await pilot.pause()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from test_tui import creates, make_app, make_service, messages, send, until
 
 from stackspot_tui.store import HistoryStore
 from stackspot_tui.tui.chat import ChatScreen
 from stackspot_tui.tui.history import ConfirmScreen, ConversationsScreen, TextPrompt
-
-from test_tui import creates, make_app, make_service, messages, send, until
 
 
 @pytest.fixture

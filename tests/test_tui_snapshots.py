@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from test_tui import make_service
+
 from stackspot_tui.config import Settings
 from stackspot_tui.tui.app import StackSpotApp
-
-from test_tui import make_service
 
 CONFIG = Path("/home/user/.config/stackspot-tui/config.toml")
 
@@ -26,5 +26,7 @@ def test_help_screen(snap_compare, tmp_path):
 
 
 def test_first_run_screen(snap_compare, tmp_path):
-    app = StackSpotApp(Settings(data_dir=tmp_path, config_path=CONFIG), service_factory=lambda demo: make_service(tmp_path))
+    app = StackSpotApp(
+        Settings(data_dir=tmp_path, config_path=CONFIG), service_factory=lambda demo: make_service(tmp_path)
+    )
     assert snap_compare(app, terminal_size=(100, 30))

@@ -18,8 +18,24 @@ from .models import Execution, Progress, Source, Step, result_to_text
 from .policy import PollPolicy, RetryPolicy
 
 __all__ = [
-    "AuthError", "BadRequestError", "Execution", "ExecutionFailed", "ExecutionTimeout", "ForbiddenError",
-    "NetworkError", "NotFoundError", "PollPolicy", "Progress", "ProtocolError", "RateLimitedError",
-    "RetryNotice", "RetryPolicy", "ServerError", "Source", "StackSpotClient", "StackSpotError", "Step",
+    "AuthError",
+    "BadRequestError",
+    "Execution",
+    "ExecutionFailed",
+    "ExecutionTimeout",
+    "ForbiddenError",
+    "NetworkError",
+    "NotFoundError",
+    "PollPolicy",
+    "Progress",
+    "ProtocolError",
+    "RateLimitedError",
+    "RetryNotice",
+    "RetryPolicy",
+    "ServerError",
+    "Source",
+    "StackSpotClient",
+    "StackSpotError",
+    "Step",
     "result_to_text",
 ]

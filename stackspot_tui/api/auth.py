@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import AsyncGenerator, Callable
 
 import httpx
 
@@ -67,6 +67,7 @@ class ClientCredentialsAuth(httpx.Auth):
                     response = yield self._token_request()
                     await response.aread()
                     self._token = self._parse_token(response)
+        assert self._token is not None
         sent_with = self._token.value
         request.headers["Authorization"] = f"Bearer {sent_with}"
         response = yield request

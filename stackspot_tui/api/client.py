@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -81,7 +82,7 @@ class StackSpotClient:
         )
 
     @classmethod
-    def from_settings(cls, settings, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs) -> "StackSpotClient":
+    def from_settings(cls, settings, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs) -> StackSpotClient:
         if not settings.has_credentials:
             raise AuthError(
                 "no StackSpot credentials: set STACKSPOT_CLIENT_ID and STACKSPOT_CLIENT_SECRET "
@@ -104,7 +105,7 @@ class StackSpotClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> "StackSpotClient":
+    async def __aenter__(self) -> StackSpotClient:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -124,8 +125,13 @@ class StackSpotClient:
         params = {"conversation_id": conversation_id} if conversation_id else None
         url = f"{self.api_url}/v1/quick-commands/create-execution/{quote(slug, safe='')}"
         response = await self._request(
-            "POST", url, what=f"quick command '{slug}'", params=params,
-            json={"input_data": input_data}, idempotent=False, on_retry=on_retry,
+            "POST",
+            url,
+            what=f"quick command '{slug}'",
+            params=params,
+            json={"input_data": input_data},
+            idempotent=False,
+            on_retry=on_retry,
         )
         data = _json(response, "create-execution")
         if isinstance(data, dict):  # tolerate {"execution_id": "..."} as well as a bare string
@@ -188,11 +194,14 @@ class StackSpotClient:
         **kwargs: Any,
     ) -> httpx.Response:
         attempt = 0
+        error: StackSpotError
         while True:
             try:
                 response = await self._http.request(method, url, **kwargs)
             except httpx.TimeoutException as exc:
-                error = NetworkError(f"StackSpot did not answer in time ({_failed_host(exc, url)}): {type(exc).__name__}")
+                error = NetworkError(
+                    f"StackSpot did not answer in time ({_failed_host(exc, url)}): {type(exc).__name__}"
+                )
                 retryable = idempotent or isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
                 reason, wait = "network", None
             except httpx.TransportError as exc:

@@ -59,7 +59,7 @@ class Source:
     raw: Any
 
     @classmethod
-    def parse(cls, raw: Any) -> "Source":
+    def parse(cls, raw: Any) -> Source:
         if isinstance(raw, str):
             return cls(title=raw, url=None, raw=raw)
         data = _dict(raw)
@@ -81,7 +81,7 @@ class Step:
     sources: tuple[Source, ...] = ()
 
     @classmethod
-    def parse(cls, raw: Any, index: int) -> "Step":
+    def parse(cls, raw: Any, index: int) -> Step:
         data = _dict(raw)
         result = data.get("step_result")
         result_dict = _dict(result)
@@ -93,7 +93,9 @@ class Step:
             name=_str(data.get("step_name")) or f"step {order if order is not None else index + 1}",
             order=order,
             type=_str(data.get("type")),
-            answer=answer if isinstance(answer, str) else (None if answer is None else json.dumps(answer, ensure_ascii=False, default=str)),
+            answer=answer
+            if isinstance(answer, str)
+            else (None if answer is None else json.dumps(answer, ensure_ascii=False, default=str)),
             done=result is not None,
             sources=sources,
         )
@@ -108,7 +110,7 @@ class Progress:
     duration: float | None
 
     @classmethod
-    def parse(cls, raw: Any) -> "Progress":
+    def parse(cls, raw: Any) -> Progress:
         data = _dict(raw)
         status = _str(data.get("status"))
         pct = _float(data.get("execution_percentage"))
@@ -157,7 +159,7 @@ class Execution:
         return result_to_text(self.result)
 
     @classmethod
-    def parse(cls, raw: Any) -> "Execution":
+    def parse(cls, raw: Any) -> Execution:
         """Parse a callback document. Never raises; a non-object gives an UNKNOWN status."""
         data = _dict(raw)
         steps_raw = data.get("steps")

@@ -5,5 +5,12 @@ from .core import FAULT_SLUGS, SimResponse, Simulator, ulid
 from .server import SimulatorServer, serve_forever
 
 __all__ = [
-    "CATALOGUE", "FAULT_SLUGS", "SimResponse", "Simulator", "SimulatorServer", "quick_commands", "serve_forever", "ulid",
+    "CATALOGUE",
+    "FAULT_SLUGS",
+    "SimResponse",
+    "Simulator",
+    "SimulatorServer",
+    "quick_commands",
+    "serve_forever",
+    "ulid",
 ]

@@ -28,8 +28,9 @@ class QuickCommand:
 
 
 def _knowledge(end: float, *pages: tuple[str, str]) -> StepSpec:
-    return StepSpec("fetch-knowledge", "KNOWLEDGE_SOURCE", 0.10, end,
-                    f"Found {len(pages)} relevant knowledge source(s).", pages)
+    return StepSpec(
+        "fetch-knowledge", "KNOWLEDGE_SOURCE", 0.10, end, f"Found {len(pages)} relevant knowledge source(s).", pages
+    )
 
 
 _QUICK_COMMANDS_PAGE = ("Quick commands", f"{DOCS}/quick-commands/")
@@ -38,25 +39,41 @@ _KNOWLEDGE_PAGE = ("Knowledge sources", f"{DOCS}/knowledge-source/")
 CATALOGUE: dict[str, QuickCommand] = {
     qc.slug: qc
     for qc in (
-        QuickCommand("code-review", "Review code and suggest improvements", (
-            _knowledge(0.35, ("Code review guidelines", f"{DOCS}/knowledge-source/"), _QUICK_COMMANDS_PAGE),
-            StepSpec("analyze", "LLM", 0.35, 0.75, "Read the code and listed the findings."),
-            StepSpec("format-answer", "LLM", 0.75, 0.98, "Wrote the review as Markdown."),
-        )),
-        QuickCommand("explain-code", "Explain what a piece of code does", (
-            _knowledge(0.45, _KNOWLEDGE_PAGE),
-            StepSpec("explain", "LLM", 0.45, 0.98, "Explained the code step by step."),
-        )),
-        QuickCommand("generate-tests", "Write pytest tests for a function", (
-            _knowledge(0.30, ("Testing with pytest", f"{DOCS}/knowledge-source/"), _QUICK_COMMANDS_PAGE),
-            StepSpec("draft-tests", "LLM", 0.30, 0.60, "Drafted a happy-path test and edge cases."),
-            StepSpec("check-tests", "API", 0.60, 0.80, "Checked that the tests are valid Python."),
-            StepSpec("format-answer", "LLM", 0.80, 0.98, "Wrote the tests as a Markdown code block."),
-        )),
-        QuickCommand("echo", "Answer with the input, unchanged", (
-            StepSpec("receive", "API", 0.10, 0.50, "Received the input."),
-            StepSpec("echo", "API", 0.50, 0.98, "Sent the input back."),
-        )),
+        QuickCommand(
+            "code-review",
+            "Review code and suggest improvements",
+            (
+                _knowledge(0.35, ("Code review guidelines", f"{DOCS}/knowledge-source/"), _QUICK_COMMANDS_PAGE),
+                StepSpec("analyze", "LLM", 0.35, 0.75, "Read the code and listed the findings."),
+                StepSpec("format-answer", "LLM", 0.75, 0.98, "Wrote the review as Markdown."),
+            ),
+        ),
+        QuickCommand(
+            "explain-code",
+            "Explain what a piece of code does",
+            (
+                _knowledge(0.45, _KNOWLEDGE_PAGE),
+                StepSpec("explain", "LLM", 0.45, 0.98, "Explained the code step by step."),
+            ),
+        ),
+        QuickCommand(
+            "generate-tests",
+            "Write pytest tests for a function",
+            (
+                _knowledge(0.30, ("Testing with pytest", f"{DOCS}/knowledge-source/"), _QUICK_COMMANDS_PAGE),
+                StepSpec("draft-tests", "LLM", 0.30, 0.60, "Drafted a happy-path test and edge cases."),
+                StepSpec("check-tests", "API", 0.60, 0.80, "Checked that the tests are valid Python."),
+                StepSpec("format-answer", "LLM", 0.80, 0.98, "Wrote the tests as a Markdown code block."),
+            ),
+        ),
+        QuickCommand(
+            "echo",
+            "Answer with the input, unchanged",
+            (
+                StepSpec("receive", "API", 0.10, 0.50, "Received the input."),
+                StepSpec("echo", "API", 0.50, 0.98, "Sent the input back."),
+            ),
+        ),
     )
 }
 
@@ -144,7 +161,7 @@ def _tests(text: str) -> str:
     return (
         "## Tests\n\n```python\nimport pytest\n\n\n"
         f"def test_{subject}_happy_path():\n    assert {subject}(1) is not None\n\n\n"
-        "@pytest.mark.parametrize(\"value\", [0, -1, None])\n"
+        '@pytest.mark.parametrize("value", [0, -1, None])\n'
         f"def test_{subject}_edge_cases(value):\n    with pytest.raises((TypeError, ValueError)):\n"
         f"        {subject}(value)\n```\n\n"
         "Written for:\n\n" + _code_block(text) + "\n"

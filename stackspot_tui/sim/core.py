@@ -27,9 +27,10 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import httpx
@@ -37,8 +38,14 @@ import httpx
 from .catalogue import CATALOGUE, StepSpec, answer, input_text, steps_for
 
 FAULT_SLUGS = (
-    "sim-failure", "sim-rate-limit", "sim-server-error", "sim-malformed", "sim-slow",
-    "sim-unknown-status", "sim-json-result", "sim-object-result",
+    "sim-failure",
+    "sim-rate-limit",
+    "sim-server-error",
+    "sim-malformed",
+    "sim-slow",
+    "sim-unknown-status",
+    "sim-json-result",
+    "sim-object-result",
 )
 FAILURE_MESSAGE = "Simulated failure: the LLM step raised an error"
 _FAILS_AT = 0.6  # fraction of the duration at which sim-failure gives up
@@ -69,7 +76,7 @@ class SimResponse:
     body: bytes = b""
 
     @classmethod
-    def json(cls, status: int, data: Any, **headers: str) -> "SimResponse":
+    def json(cls, status: int, data: Any, **headers: str) -> SimResponse:
         return cls(status, {"Content-Type": "application/json", **headers}, json.dumps(data).encode())
 
 
@@ -92,7 +99,7 @@ class _Execution:
 
 
 def _iso(wall: float) -> str:
-    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _seconds(value: float) -> str:
@@ -167,7 +174,9 @@ class Simulator:
 
     # -- routing ----------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> SimResponse:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> SimResponse:
         """Answer one request. `path` is still percent-encoded; header names are lower-case."""
         with self._lock:
             if path == "/_sim/requests" and method == "GET":
@@ -186,9 +195,9 @@ class Simulator:
 
     def _api(self, method: str, path: str, query: dict[str, str], body: bytes) -> SimResponse:
         if path.startswith(_CREATE) and method == "POST":
-            return self._create(unquote(path[len(_CREATE):]), query.get("conversation_id"), body)
+            return self._create(unquote(path[len(_CREATE) :]), query.get("conversation_id"), body)
         if path.startswith(_CALLBACK) and method == "GET":
-            return self._callback(unquote(path[len(_CALLBACK):]))
+            return self._callback(unquote(path[len(_CALLBACK) :]))
         return self._no_route(method, path)
 
     @staticmethod
@@ -201,24 +210,39 @@ class Simulator:
         form = dict(parse_qsl(body.decode("utf-8", "replace")))
         grant = form.get("grant_type")
         if grant is None:
-            return SimResponse.json(400, {"error": "invalid_request", "error_description": "Missing form parameter: grant_type"})
+            return SimResponse.json(
+                400, {"error": "invalid_request", "error_description": "Missing form parameter: grant_type"}
+            )
         if grant != "client_credentials":
-            return SimResponse.json(400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant_type"})
+            return SimResponse.json(
+                400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant_type"}
+            )
         if form.get("client_id") != self.client_id or form.get("client_secret") != self._client_secret:
-            return SimResponse.json(401, {"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"})
+            return SimResponse.json(
+                401, {"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"}
+            )
         token = "sim-" + secrets.token_urlsafe(24)
         self._tokens[token] = self._clock() + self.token_ttl
-        return SimResponse.json(200, {
-            "access_token": token, "expires_in": int(self.token_ttl), "refresh_expires_in": 0,
-            "token_type": "Bearer", "not-before-policy": 0, "scope": "openid",
-        })
+        return SimResponse.json(
+            200,
+            {
+                "access_token": token,
+                "expires_in": int(self.token_ttl),
+                "refresh_expires_in": 0,
+                "token_type": "Bearer",
+                "not-before-policy": 0,
+                "scope": "openid",
+            },
+        )
 
     def _check_bearer(self, header: str) -> SimResponse | None:
         """None when the header carries a live token, else the 401 answer."""
         scheme, _, token = header.partition(" ")
         expiry = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if expiry is None or self._clock() >= expiry:
-            return SimResponse.json(401, {"code": "UNAUTHORIZED", "message": "Missing, invalid or expired access token"})
+            return SimResponse.json(
+                401, {"code": "UNAUTHORIZED", "message": "Missing, invalid or expired access token"}
+            )
         return None
 
     # -- executions ---------------------------------------------------------------------------
@@ -231,27 +255,43 @@ class Simulator:
 
     def _create(self, slug: str, conversation_id: str | None, body: bytes) -> SimResponse:
         if not _known(slug):
-            return SimResponse.json(404, {"code": "CODEBUDDY_1002_QUICK_COMMAND_NOT_FOUND",
-                                          "message": f"Quick command '{slug}' not found"})
+            return SimResponse.json(
+                404, {"code": "CODEBUDDY_1002_QUICK_COMMAND_NOT_FOUND", "message": f"Quick command '{slug}' not found"}
+            )
         try:
             payload = json.loads(body or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
             return SimResponse.json(422, {"code": "INVALID_BODY", "message": "The body is not valid JSON"})
         if not isinstance(payload, dict) or not isinstance(payload.get("input_data"), (str, dict)):
-            return SimResponse.json(422, {"code": "INVALID_BODY", "message": "input_data (a string or an object) is required"})
+            return SimResponse.json(
+                422, {"code": "INVALID_BODY", "message": "input_data (a string or an object) is required"}
+            )
         count = self._creates[slug] = self._creates.get(slug, 0) + 1
         if slug == "sim-rate-limit" and count % 2 == 1:
-            return SimResponse.json(429, {"code": "CODEBUDDY_1044_QUICK_COMMAND_RATE_LIMIT_EXCEEDED",
-                                          "message": "Quick command rate limit exceeded, try again later"},
-                                    **{"Retry-After": _seconds(self.retry_after)})
+            return SimResponse.json(
+                429,
+                {
+                    "code": "CODEBUDDY_1044_QUICK_COMMAND_RATE_LIMIT_EXCEEDED",
+                    "message": "Quick command rate limit exceeded, try again later",
+                },
+                **{"Retry-After": _seconds(self.retry_after)},
+            )
         execution = self._start(slug, conversation_id or ulid(self._wall()), payload["input_data"])
         return SimResponse.json(200, execution.id)
 
     def _start(self, slug: str, conversation_id: str, input_data: Any) -> _Execution:
         # An unknown conversation id is accepted: its memory starts now.
         inputs = self._memory.setdefault(conversation_id, [])
-        execution = _Execution(ulid(self._wall()), slug, conversation_id, input_data, list(inputs),
-                               self._clock(), self._wall(), self._duration(slug))
+        execution = _Execution(
+            ulid(self._wall()),
+            slug,
+            conversation_id,
+            input_data,
+            list(inputs),
+            self._clock(),
+            self._wall(),
+            self._duration(slug),
+        )
         inputs.append(input_text(input_data))
         self._executions[execution.id] = execution
         return execution
@@ -259,7 +299,9 @@ class Simulator:
     def _callback(self, execution_id: str) -> SimResponse:
         execution = self._executions.get(execution_id)
         if execution is None:
-            return SimResponse.json(404, {"code": "EXECUTION_NOT_FOUND", "message": f"Execution '{execution_id}' not found"})
+            return SimResponse.json(
+                404, {"code": "EXECUTION_NOT_FOUND", "message": f"Execution '{execution_id}' not found"}
+            )
         execution.polls += 1
         if execution.slug == "sim-server-error" and execution.polls <= _SERVER_ERROR_POLLS:
             return SimResponse(503, {"Content-Type": "text/html"}, _HTML_503)
@@ -289,8 +331,11 @@ class Simulator:
                 "execution_percentage": _percentage(status, fraction),
                 "status": status,
             },
-            "steps": [_step(order, spec, fraction) for order, spec in enumerate(steps_for(execution.slug), 1)
-                      if fraction >= spec.start],
+            "steps": [
+                _step(order, spec, fraction)
+                for order, spec in enumerate(steps_for(execution.slug), 1)
+                if fraction >= spec.start
+            ],
             "result": self._result(execution) if status == "COMPLETED" else None,
         }
         if status == "FAILURE":
@@ -327,5 +372,9 @@ def _percentage(status: str, fraction: float) -> float:
 def _step(order: int, spec: StepSpec, fraction: float) -> dict[str, Any]:
     finished = fraction >= spec.end
     result = {"answer": spec.note, "sources": [{"title": t, "url": u} for t, u in spec.sources]}
-    return {"step_name": spec.name, "execution_order": order, "type": spec.type,
-            "step_result": result if finished else None}
+    return {
+        "step_name": spec.name,
+        "execution_order": order,
+        "type": spec.type,
+        "step_result": result if finished else None,
+    }

@@ -25,7 +25,7 @@ def _loopback_family(host: str) -> socket.AddressFamily:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         raise ValueError(f"the simulator only listens on loopback addresses; cannot resolve {host!r}") from None
-    if not all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos):
+    if not all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos):
         raise ValueError(f"the simulator only listens on loopback addresses, not {host!r}")
     families = {info[0] for info in infos}
     return socket.AF_INET if socket.AF_INET in families else socket.AF_INET6
@@ -34,7 +34,9 @@ def _loopback_family(host: str) -> socket.AddressFamily:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # an idle keep-alive connection must not hold up shutdown
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], family: socket.AddressFamily) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], family: socket.AddressFamily
+    ) -> None:
         self.address_family = family
         super().__init__(address, handler)
 
@@ -97,12 +99,15 @@ class SimulatorServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode()
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def start(self) -> "SimulatorServer":
+    def start(self) -> SimulatorServer:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, args=(_POLL_INTERVAL,),
-                                            name="stackspot-simulator", daemon=True)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, args=(_POLL_INTERVAL,), name="stackspot-simulator", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -114,7 +119,7 @@ class SimulatorServer:
             self._thread = None
         self._httpd.server_close()
 
-    def __enter__(self) -> "SimulatorServer":
+    def __enter__(self) -> SimulatorServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,18 @@ from .history import PAGE_SIZE, SCHEMA_VERSION, HistoryStore, SearchHit
 from .models import Conversation, StepSummary, Turn
 
 __all__ = [
-    "AmbiguousConversationError", "Conversation", "HistoryCorruptError", "HistoryError", "HistoryLockTimeout",
-    "HistoryStore", "HistoryVersionError", "PAGE_SIZE", "SCHEMA_VERSION", "SearchHit", "StepSummary", "Turn",
-    "UnknownConversationError", "UnknownTurnError",
+    "PAGE_SIZE",
+    "SCHEMA_VERSION",
+    "AmbiguousConversationError",
+    "Conversation",
+    "HistoryCorruptError",
+    "HistoryError",
+    "HistoryLockTimeout",
+    "HistoryStore",
+    "HistoryVersionError",
+    "SearchHit",
+    "StepSummary",
+    "Turn",
+    "UnknownConversationError",
+    "UnknownTurnError",
 ]

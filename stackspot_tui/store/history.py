@@ -14,11 +14,12 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tinydb import TinyDB
 from tinydb.table import Document, Table
@@ -64,7 +65,7 @@ def _doc_id(conv_id: str) -> int:
 
 def _snippet(text: str, at: int, length: int, width: int = 80) -> str:
     start = max(0, at - (width - length) // 2)
-    piece = " ".join(text[start:start + width].split())
+    piece = " ".join(text[start : start + width].split())
     return ("…" if start else "") + piece + ("…" if start + width < len(text) else "")
 
 
@@ -270,11 +271,16 @@ class HistoryStore:
             if str(conversation.next_seq + 1) in self._records(self._page(conv_id, conversation.next_seq), TURNS_TABLE):
                 conversation = self.repair_index(conv_id)  # a crash left the page ahead of the index
             seq = conversation.next_seq
-            turn = Turn(conversation=conv_id, seq=seq, prompt=prompt, input_data=input_data, slug=slug or conversation.slug)
+            turn = Turn(
+                conversation=conv_id, seq=seq, prompt=prompt, input_data=input_data, slug=slug or conversation.slug
+            )
             with self._table(self._page(conv_id, seq), TURNS_TABLE) as table:
                 table.insert(Document(turn.to_dict(), doc_id=seq + 1))
-            fields: dict[str, Any] = {"next_seq": seq + 1, "turn_count": conversation.turn_count + 1,
-                                      "updated_at": turn.created_at}
+            fields: dict[str, Any] = {
+                "next_seq": seq + 1,
+                "turn_count": conversation.turn_count + 1,
+                "updated_at": turn.created_at,
+            }
             if not conversation.title:
                 fields["title"] = self._title_from(prompt)
             self._update_index(conv_id, fields)
@@ -310,7 +316,9 @@ class HistoryStore:
             with self._table(self._page(conv_id, seq), TURNS_TABLE) as table:
                 table.upsert(Document(turn.to_dict(), doc_id=seq + 1))
             if was_pending and not pending:
-                self._update_index(conv_id, {"pending": [s for s in conversation.pending if s != seq], "updated_at": now_iso()})
+                self._update_index(
+                    conv_id, {"pending": [s for s in conversation.pending if s != seq], "updated_at": now_iso()}
+                )
             elif turn.is_final and not before.is_final:
                 self._update_index(conv_id, {"updated_at": now_iso()})
             return turn
@@ -321,8 +329,13 @@ class HistoryStore:
             self.get_turn(conv_id, seq)
             with self._table(self._page(conv_id, seq), TURNS_TABLE) as table:
                 table.remove(doc_ids=[seq + 1])
-            self._update_index(conv_id, {"turn_count": max(0, conversation.turn_count - 1),
-                                         "pending": [s for s in conversation.pending if s != seq]})
+            self._update_index(
+                conv_id,
+                {
+                    "turn_count": max(0, conversation.turn_count - 1),
+                    "pending": [s for s in conversation.pending if s != seq],
+                },
+            )
 
     def turns(self, conv_id: str, *, start: int = 0, limit: int | None = None) -> list[Turn]:
         """Turns in order, from seq ``start``; reads only the pages that hold them."""
@@ -427,9 +440,11 @@ class HistoryStore:
                     moved = self.quarantine(path)
                     actions.append(f"moved damaged {path.relative_to(self.root)} aside to {moved.name} ({exc.detail})")
             self._index_cache.clear()
-            known = set()
+            known: set[str] = set()
             for shard in SHARDS:
-                known.update(r["id"] for r in self._records(self.root / "index" / f"{shard}.json", INDEX_TABLE).values())
+                known.update(
+                    r["id"] for r in self._records(self.root / "index" / f"{shard}.json", INDEX_TABLE).values()
+                )
             for directory in sorted((self.root / "conversations").glob("*")):
                 if not directory.is_dir() or not _is_id(directory.name):
                     continue
@@ -463,7 +478,7 @@ class HistoryStore:
     @staticmethod
     def quarantine(path: Path) -> Path:
         """Rename a damaged file aside (never over another file) and return its new name."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         target = path.with_name(f"{path.name}.corrupt-{stamp}")
         counter = 1
         while target.exists():

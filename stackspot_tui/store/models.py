@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # Local turn statuses, on top of the server's CREATED/RUNNING/COMPLETED/FAILURE/ERROR.
@@ -16,7 +16,7 @@ FINAL_TURN_STATUSES = frozenset({"COMPLETED", "FAILURE", "ERROR", CANCELLED, TIM
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Turn:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Turn":
+    def from_dict(cls, data: dict[str, Any]) -> Turn:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["steps"] = [
             StepSummary(**{k: v for k, v in s.items() if k in StepSummary.__dataclass_fields__})
@@ -88,7 +88,7 @@ class Conversation:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Conversation":
+    def from_dict(cls, data: dict[str, Any]) -> Conversation:
         if data.keys() <= _CONVERSATION_FIELDS:  # the common case: no filtering pass
             return cls(**data)
         return cls(**{k: v for k, v in data.items() if k in _CONVERSATION_FIELDS})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -12,8 +12,8 @@ from textual.screen import Screen
 
 from ..api import StackSpotError
 from ..config import ConfigError, Settings
-from ..store import HistoryError
 from ..engine import ConversationService
+from ..store import HistoryError
 from .chat import ChatScreen
 from .history import ConversationsScreen
 from .screens import FirstRunScreen, HelpScreen, SlugPicker
@@ -67,6 +67,7 @@ class StackSpotApp(App[int]):
 
     def _open_chat(self) -> None:
         if self.service is None:
+            assert self._service_factory is not None, "give a service or a service factory"
             try:
                 self.service = self._service_factory(self.demo)
             except (HistoryError, StackSpotError, ConfigError) as exc:  # say it in one line and leave
@@ -85,6 +86,7 @@ class StackSpotApp(App[int]):
     @work(group="reattach", exit_on_error=False)
     async def _reattach_elsewhere(self) -> None:
         """Executions left running in other conversations complete in the background."""
+        assert self.service is not None
         pending = [(c, t) for c, t in self.service.store.pending_turns() if c.id != self._conversation_id]
         self.reattaching = {(t.conversation, t.seq) for _, t in pending}
         done = 0
@@ -113,15 +115,20 @@ class StackSpotApp(App[int]):
             return
         yield SystemCommand("New conversation", "Start a new conversation (ctrl+n)", chat.action_new_conversation)
         yield SystemCommand("Choose quick command", "Pick the quick command slug (ctrl+o)", chat.action_pick_slug)
-        yield SystemCommand("Copy last answer", "Copy the last answer to the clipboard (ctrl+r)", chat.action_copy_answer)
+        yield SystemCommand(
+            "Copy last answer", "Copy the last answer to the clipboard (ctrl+r)", chat.action_copy_answer
+        )
         yield SystemCommand("Copy code block", "Copy the last code block (ctrl+b)", chat.action_copy_code)
-        yield SystemCommand("Copy conversation id", "Copy the StackSpot conversation id (ctrl+g)",
-                            chat.action_copy_conversation_id)
-        yield SystemCommand("Conversations", "List, search, rename, archive, delete, export (ctrl+l)",
-                            chat.action_conversations)
+        yield SystemCommand(
+            "Copy conversation id", "Copy the StackSpot conversation id (ctrl+g)", chat.action_copy_conversation_id
+        )
+        yield SystemCommand(
+            "Conversations", "List, search, rename, archive, delete, export (ctrl+l)", chat.action_conversations
+        )
         for fmt, name in (("md", "Markdown"), ("json", "JSON"), ("html", "HTML"), ("txt", "plain text")):
-            yield SystemCommand(f"Export conversation as {name}", f"Write ./<id>.{fmt}",
-                                lambda fmt=fmt: chat.export_current(fmt))
+            yield SystemCommand(
+                f"Export conversation as {name}", f"Write ./<id>.{fmt}", lambda fmt=fmt: chat.export_current(fmt)
+            )
         yield SystemCommand("Keys", "Show every key (F1)", self.action_help)
 
     def pick_slug(self, callback: Callable[[str | None], None]) -> None:

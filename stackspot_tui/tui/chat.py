@@ -14,8 +14,8 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from ..api.models import result_to_text
-from ..export import ExportWriteError
 from ..engine import ConversationService, Event, ExecutionStarted, Progressed, Retrying, TurnFinished
+from ..export import ExportWriteError
 from ..progress import ProgressLine, progress_lines, seconds, step_line
 from ..store import HistoryError
 from ..store.models import Conversation, Turn
@@ -119,8 +119,9 @@ class ChatScreen(Screen):
         self.transcript.remove_children()
         self.log_view.clear()
         if first > 0:
-            self.transcript.mount(Static(Text(f"{first} earlier turn(s) not shown · ctrl+e loads them", style="dim"),
-                                         id="earlier"))
+            self.transcript.mount(
+                Static(Text(f"{first} earlier turn(s) not shown · ctrl+e loads them", style="dim"), id="earlier")
+            )
         for turn in turns:
             self.transcript.mount_all(turn_messages(turn))
             self._log_history(turn)
@@ -180,8 +181,9 @@ class ChatScreen(Screen):
         if self.conversation is None:
             self.conversation = self.service.new_conversation(self.slug)
         self.query(".tip").remove()
-        self.transcript.mount(MessageView("user", prompt, note=f"turn {self.conversation.next_seq + 1}",
-                                          seq=self.conversation.next_seq))
+        self.transcript.mount(
+            MessageView("user", prompt, note=f"turn {self.conversation.next_seq + 1}", seq=self.conversation.next_seq)
+        )
         self.transcript.anchor()
         self.prompt.prompt_history.append(prompt)
         self.prompt.clear()
@@ -218,16 +220,21 @@ class ChatScreen(Screen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is not self._turn_worker or event.state not in (
-            WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
         ):
             return
         self._set_busy(False)
         self.query_one(WaitStatus).stop()
         self.log_view.flush(everything=True)
         if event.state == WorkerState.SUCCESS:
-            self._show_finished(event.worker.result)
+            if event.worker.result is not None:
+                self._show_finished(event.worker.result)
         elif event.state == WorkerState.CANCELLED:
-            self.log_view.add(ProgressLine("cancelled: stopped polling (the execution may still run on StackSpot)", "warn"))
+            self.log_view.add(
+                ProgressLine("cancelled: stopped polling (the execution may still run on StackSpot)", "warn")
+            )
             self.transcript.mount(MessageView("error", "cancelled", note="CANCELLED"))
             if self._running_prompt:
                 self.prompt.load_text(self._running_prompt)  # give the prompt back to edit or resend
@@ -242,8 +249,9 @@ class ChatScreen(Screen):
 
     def _show_finished(self, turn: Turn) -> None:
         if turn.result is not None:
-            self.transcript.mount(MessageView("assistant", result_to_text(turn.result), note=turn.status,
-                                              markdown=True, seq=turn.seq))
+            self.transcript.mount(
+                MessageView("assistant", result_to_text(turn.result), note=turn.status, markdown=True, seq=turn.seq)
+            )
         if turn.status != "COMPLETED":
             text = turn.error or turn.status
             if turn.needs_reattach:
@@ -253,7 +261,7 @@ class ChatScreen(Screen):
     def _reattach_next(self) -> None:
         if self.conversation is None or self.running:
             return
-        busy_elsewhere = getattr(self.app, "reattaching", set())
+        busy_elsewhere: set[tuple[str, int]] = getattr(self.app, "reattaching", set())
         for seq in self.service.store.get_conversation(self.conversation.id).pending:
             turn = self.service.store.get_turn(self.conversation.id, seq)
             if turn.needs_reattach and not turn.error and (turn.conversation, seq) not in busy_elsewhere:
@@ -268,7 +276,7 @@ class ChatScreen(Screen):
         )
 
     def action_cancel(self) -> None:
-        if self.running:
+        if self.running and self._turn_worker is not None:
             self._turn_worker.cancel()
 
     # -- conversations and quick commands ------------------------------------------------------
@@ -286,7 +294,7 @@ class ChatScreen(Screen):
         self.prompt.focus()
 
     def action_pick_slug(self) -> None:
-        self.app.pick_slug(self._slug_chosen)
+        self.app.pick_slug(self._slug_chosen)  # type: ignore[attr-defined]
 
     def _slug_chosen(self, slug: str | None) -> None:
         if not slug or slug == self.slug:
@@ -339,7 +347,7 @@ class ChatScreen(Screen):
             return
         conv_id, seq = self.conversation.id, focused.seq
 
-        def answered(yes: bool) -> None:
+        def answered(yes: bool | None) -> None:
             if yes:
                 self.service.store.delete_turn(conv_id, seq)
                 self.open_conversation(conv_id)

@@ -11,16 +11,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from .. import export
 from ..store import HistoryStore
 from ..store.models import Conversation
-from ..timefmt import relative
 from ..textsafe import visible
+from ..timefmt import relative
 
 SEARCH_MIN_CHARS = 3
 SEARCH_DEBOUNCE_SECONDS = 0.25
@@ -35,7 +35,10 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen Horizontal { height: auto; margin-top: 1; align-horizontal: center; }
     ConfirmScreen Button { margin: 0 2; }
     """
-    BINDINGS = [Binding("y", "answer(True)", "Yes", id="confirm_yes"), Binding("n,escape", "answer(False)", "No", id="confirm_no")]
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="confirm_yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm_no"),
+    ]
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -136,10 +139,15 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
         self.results.clear_options()
         self.results.add_options([Option(self._line(c), id=f"{c.id}:") for c in matching[:SHOWN_CONVERSATIONS]])
         kind = "archived conversations" if self.show_archived else "conversations"
-        shown = f" · the newest {SHOWN_CONVERSATIONS} of {len(matching)} shown, type to narrow" \
-            if len(matching) > SHOWN_CONVERSATIONS else ""
+        shown = (
+            f" · the newest {SHOWN_CONVERSATIONS} of {len(matching)} shown, type to narrow"
+            if len(matching) > SHOWN_CONVERSATIONS
+            else ""
+        )
         self.query_one("#heading", Static).update(
-            Text(f"{len(conversations)} {kind}{shown} · Enter opens · export as {self.export_format} (ctrl+x, ctrl+f changes)")
+            Text(
+                f"{len(conversations)} {kind}{shown} · Enter opens · export as {self.export_format} (ctrl+x, ctrl+f changes)"
+            )
         )
         if len(needle) >= SEARCH_MIN_CHARS:
             self._search(needle, self.show_archived)
@@ -157,17 +165,30 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
     def _show_hits(self, needle: str, hits: list) -> None:
         if needle != self.query_one(Input).value.strip():
             return
-        self.results.add_options([
-            Option(Text.assemble(("  ↳ ", "dim"), (f"{h.conversation.id} turn {h.seq + 1} {h.field}: ", "dim"),
-                                 visible(h.snippet)), id=f"{h.conversation.id}:{h.seq}:{h.field}")
-            for h in hits
-        ])
+        self.results.add_options(
+            [
+                Option(
+                    Text.assemble(
+                        ("  ↳ ", "dim"),
+                        (f"{h.conversation.id} turn {h.seq + 1} {h.field}: ", "dim"),
+                        visible(h.snippet),
+                    ),
+                    id=f"{h.conversation.id}:{h.seq}:{h.field}",
+                )
+                for h in hits
+            ]
+        )
 
     @staticmethod
     def _line(c: Conversation) -> Text:
         return Text.assemble(
-            (c.id, "bold"), "  ", (f"{relative(c.updated_at):>10}", "dim"), f"  {c.turn_count:>4} turns  ",
-            (f"{visible(c.slug):<18}", "cyan"), "  ", visible(c.title or "(untitled)"),
+            (c.id, "bold"),
+            "  ",
+            (f"{relative(c.updated_at):>10}", "dim"),
+            f"  {c.turn_count:>4} turns  ",
+            (f"{visible(c.slug):<18}", "cyan"),
+            "  ",
+            visible(c.title or "(untitled)"),
         )
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -184,7 +205,9 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self._open(event.option.id)
 
-    def _open(self, option_id: str) -> None:
+    def _open(self, option_id: str | None) -> None:
+        if option_id is None:
+            return
         conv_id, seq, _field = (option_id.split(":") + ["", ""])[:3]
         self.dismiss((conv_id, int(seq) if seq else None))
 
@@ -194,7 +217,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
             if not self.results.option_count:
                 return None
             index = 0
-        conv_id = self.results.get_option_at_index(index).id.partition(":")[0]
+        conv_id = (self.results.get_option_at_index(index).id or "").partition(":")[0]
         return self.store.get_conversation(conv_id)
 
     def action_focus_list(self) -> None:
@@ -234,7 +257,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
         if conversation is None:
             return
 
-        def answered(yes: bool) -> None:
+        def answered(yes: bool | None) -> None:
             if yes:
                 self.store.delete_conversation(conversation.id)
                 self.notify(f"Deleted {conversation.id}")

@@ -77,7 +77,7 @@ class HelpScreen(ModalScreen[None]):
         for keys, description, binding_id in self.rows:
             table.add_row(Text(keys), Text(description), Text(binding_id))
         note = Text(
-            "\nOverride any key in config.toml:\n  [keymap]\n  send = \"ctrl+s\"\n"
+            '\nOverride any key in config.toml:\n  [keymap]\n  send = "ctrl+s"\n'
             "Newline in the prompt: ctrl+j (most terminals send shift+enter as enter).",
             style="dim",
         )

@@ -86,7 +86,9 @@ class MessageView(Vertical, can_focus=True):
         if self.note:
             header.append(f"  {visible(self.note)}", style="dim")
         if self.is_large:
-            shown = "the first 32 KB as plain text; c copies it all" if len(self.text) > LARGE_VIEW_CHARS else "plain text"
+            shown = (
+                "the first 32 KB as plain text; c copies it all" if len(self.text) > LARGE_VIEW_CHARS else "plain text"
+            )
             header.append(f"  {len(self.text) // 1024} KB: {shown}", style="dim italic")
         yield Static(header, classes="who")
         if self.is_large:
@@ -111,7 +113,9 @@ def turn_messages(turn: Turn) -> list[MessageView]:
     """The transcript widgets of a stored turn."""
     views = [MessageView("user", turn.prompt, note=f"turn {turn.seq + 1}", seq=turn.seq)]
     if turn.result is not None:
-        views.append(MessageView("assistant", result_to_text(turn.result), note=turn.status, markdown=True, seq=turn.seq))
+        views.append(
+            MessageView("assistant", result_to_text(turn.result), note=turn.status, markdown=True, seq=turn.seq)
+        )
     if turn.error and turn.status != "COMPLETED":
         views.append(MessageView("error", turn.error, note=turn.status, seq=turn.seq))
     elif turn.needs_reattach:
@@ -170,7 +174,7 @@ class ProgressLog(Log):
                 self.set_timer(0.01, self.flush)  # a timer, not call_later: lets the loop run between slices
                 return
 
-    def clear(self) -> "ProgressLog":
+    def clear(self) -> ProgressLog:
         self._pending = []
         return super().clear()
 
