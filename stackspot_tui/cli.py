@@ -12,11 +12,10 @@ from typing import Any, TextIO
 
 from . import __version__
 from .api import StackSpotError
-from .api.text import one_line
 from .config import ConfigError, Settings, load_settings
 from .history_cli import HISTORY_COMMANDS, CommandError, run_history_command, run_repair
 from .store.errors import HistoryError
-from .textsafe import visible
+from .textsafe import one_line, visible
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the execution failed, or StackSpot/history/config error

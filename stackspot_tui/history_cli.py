@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TextIO
 
 from . import export
-from .api.text import one_line
 from .store import HistoryStore
 from .store.models import Conversation
+from .textsafe import one_line
 from .timefmt import relative
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .api.text import one_line
 from .engine import Event, ExecutionStarted, Progressed, Retrying, TurnFinished, TurnSaved
+from .textsafe import one_line
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""Server text shown as text: control characters (terminal escapes) made visible, never obeyed."""
+"""The one sanitizer for text from outside (servers, files, prompts shown back): control
+characters such as terminal escapes are made visible, or dropped from one-line messages,
+never obeyed. Every other module uses these two functions rather than a pattern of its own."""
 
 from __future__ import annotations
 
@@ -13,7 +15,14 @@ def visible(text: str) -> str:
     return _CONTROL.sub(_picture, text)
 
 
-def _picture(match: re.Match) -> str:
+def one_line(text: str, limit: int = 200) -> str:
+    """Collapse whitespace, drop control characters (terminal escapes), cap the length."""
+    text = _CONTROL.sub("", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _picture(match: re.Match[str]) -> str:
     code = ord(match.group())
     if code < 0x20:
         return chr(0x2400 + code)  # ␀ … ␟ (␛ for ESC)

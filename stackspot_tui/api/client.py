@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from .. import __version__
+from ..textsafe import one_line
 from .auth import ClientCredentialsAuth
 from .errors import (
     AuthError,
@@ -28,7 +29,7 @@ from .errors import (
 )
 from .models import Execution
 from .policy import PollPolicy, RetryPolicy, parse_retry_after
-from .text import one_line, server_message
+from .text import server_message
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,12 @@
-"""Turning server answers into short, safe, one-line messages."""
+"""The human part of a server's error answer, as one short, safe line."""
 
 from __future__ import annotations
 
 import json
-import re
 
 import httpx
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """Collapse whitespace, drop control characters (terminal escapes), cap the length."""
-    text = _CONTROL.sub("", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+from ..textsafe import one_line
 
 
 def server_message(response: httpx.Response) -> str | None:
