@@ -165,7 +165,8 @@ class FakeTerminal(io.StringIO):
 
 
 def test_result_escapes_are_shown_not_obeyed_on_a_terminal_but_kept_in_a_pipe():
-    from stackspot_tui.cli import _error, _print_result
+    from stackspot_tui.cli.common import error as _error
+    from stackspot_tui.cli.common import print_result as _print_result
 
     hostile = "ok \x1b[2J\x1b]0;pwned\x07 \x9b31m done\n"
     terminal, pipe, err = FakeTerminal(), io.StringIO(), io.StringIO()

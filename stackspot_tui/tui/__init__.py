@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
-def run_app(settings, args) -> int:
+from ..config import Settings
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """What the command line asks of the app."""
+
+    demo: bool = False
+    slug: str | None = None
+    conversation: str | None = None  # local id or unique prefix to open
+    continue_latest: bool = False  # open the latest conversation (of `slug`, if given)
+
+
+def run_app(settings: Settings, options: AppOptions) -> int:
     from ..runtime import build_service, open_store
     from .app import StackSpotApp
 
-    demo = bool(getattr(args, "demo", False))
     conversation_id = None
-    if demo or settings.has_credentials:
+    if options.demo or settings.has_credentials:
         # Resolve ids before the screen starts so a bad id is a one-line CLI error.
-        store = open_store(settings, demo=demo)
-        if getattr(args, "conversation", None):
-            conversation_id = store.resolve_id(args.conversation)
-        elif getattr(args, "continue_latest", False):
-            latest = store.latest_conversation(getattr(args, "slug", None))
+        store = open_store(settings, demo=options.demo)
+        if options.conversation:
+            conversation_id = store.resolve_id(options.conversation)
+        elif options.continue_latest:
+            latest = store.latest_conversation(options.slug)
             conversation_id = latest.id if latest else None
     app = StackSpotApp(
         settings,
-        demo=demo,
+        demo=options.demo,
         service_factory=lambda demo_mode: build_service(settings, demo=demo_mode),
-        slug=getattr(args, "slug", None),
+        slug=options.slug,
         conversation_id=conversation_id,
     )
     app.run()

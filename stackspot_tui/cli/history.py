@@ -1,115 +1,122 @@
-"""History commands: conversations, show, search, export, import, resume, rename, archive, delete."""
+"""History commands: conversations, show, search, export, import, rename, archive, unarchive,
+delete, repair."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
 
-from . import export
-from .store import HistoryStore
-from .store.models import Conversation
-from .textsafe import one_line
-from .timefmt import relative
+from .. import export
+from ..runtime import history_root, open_store
+from ..store import HistoryStore
+from ..store.models import Conversation
+from ..textsafe import one_line
+from ..timefmt import relative
+from .common import EXIT_FAILED, EXIT_OK, CommandError, CommonOptions, Streams
+
+StoreHandler = Callable[[argparse.Namespace, HistoryStore, Streams], int]
 
 
-class CommandError(Exception):
-    """A history command cannot do what was asked; the message says why."""
+def _on_history(handler: StoreHandler) -> Callable[[argparse.Namespace, Streams], int]:
+    """A command that works on the history the common options point at."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace, streams: Streams) -> int:
+        common = CommonOptions.from_args(args)
+        return handler(args, open_store(common.settings(streams), demo=common.demo), streams)
+
+    return run
 
 
-def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("conversations", parents=[common], help="list conversations, newest first")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--archived", action="store_true", help="only archived conversations")
     group.add_argument("--all", action="store_true", help="archived and active")
     p.add_argument("--json", action="store_true", help="one JSON array")
     p.add_argument("--limit", type=int, default=None, help="at most this many")
+    p.set_defaults(handler=_on_history(_conversations))
 
     p = sub.add_parser("show", parents=[common], help="print a conversation")
     p.add_argument("id", metavar="ID", help="local conversation id or unique prefix")
     p.add_argument("--json", action="store_true", help="the JSON export document")
+    p.set_defaults(handler=_on_history(_show))
 
     p = sub.add_parser("search", parents=[common], help="search prompts and answers of every conversation")
     p.add_argument("text", metavar="TEXT")
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(handler=_on_history(_search))
 
-    p = sub.add_parser("export", parents=[common], help="export conversations as md, json, html or txt")
+    formats = f"{', '.join(export.FORMATS[:-1])} or {export.FORMATS[-1]}"
+    p = sub.add_parser("export", parents=[common], help=f"export conversations as {formats}")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("id", metavar="ID", nargs="?", help="local conversation id or unique prefix")
     target.add_argument("--all", action="store_true", help="every conversation (needs -o DIR)")
     p.add_argument("--format", "-f", choices=export.FORMATS, default="md")
     p.add_argument("-o", "--output", metavar="PATH", help="file (or directory with --all); default stdout")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(handler=_on_history(_export))
 
     p = sub.add_parser("import", parents=[common], help="restore a conversation from a JSON export")
     p.add_argument("file", metavar="FILE", help="a file written by `export --format json` ('-' for stdin)")
-
-    p = sub.add_parser("resume", parents=[common], help="re-attach executions left running and print their results")
-    target = p.add_mutually_exclusive_group()
-    target.add_argument("id", metavar="ID", nargs="?", help="only this conversation")
-    target.add_argument("--all", action="store_true", help="every conversation (the default)")
-    p.add_argument("--json", action="store_true", help="one JSON object per resumed turn")
+    p.set_defaults(handler=_on_history(_import))
 
     p = sub.add_parser("rename", parents=[common], help="give a conversation a title")
     p.add_argument("id", metavar="ID")
     p.add_argument("title", metavar="TITLE")
+    p.set_defaults(handler=_on_history(_rename))
 
-    for name, text in (
-        ("archive", "hide a conversation from the list"),
-        ("unarchive", "bring an archived conversation back"),
-    ):
-        p = sub.add_parser(name, parents=[common], help=text)
-        p.add_argument("id", metavar="ID")
+    p = sub.add_parser("archive", parents=[common], help="hide a conversation from the list")
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(handler=_on_history(_archive), archived=True)
+    p = sub.add_parser("unarchive", parents=[common], help="bring an archived conversation back")
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(handler=_on_history(_archive), archived=False)
 
-    sub.add_parser("repair", parents=[common], help="move damaged history files aside and rebuild the index")
+    p = sub.add_parser("repair", parents=[common], help="move damaged history files aside and rebuild the index")
+    p.set_defaults(handler=_repair)
 
     p = sub.add_parser("delete", parents=[common], help="delete a conversation, or one of its turns")
     p.add_argument("id", metavar="ID")
     p.add_argument("--turn", type=int, metavar="N", help="delete only turn N (1-based, as `show` numbers them)")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-
-
-HISTORY_COMMANDS = {"conversations", "show", "search", "export", "import", "rename", "archive", "unarchive", "delete"}
-
-
-def run_history_command(args: argparse.Namespace, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> int:
-    handler = globals()[f"_cmd_{args.command}"]
-    return handler(args, store, stdout, stderr)
+    p.set_defaults(handler=_on_history(_delete))
 
 
 def _conversation(store: HistoryStore, text: str) -> Conversation:
     return store.get_conversation(store.resolve_id(text))
 
 
-def _cmd_conversations(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> int:
+def _conversations(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     archived = None if args.all else args.archived
     conversations = store.list_conversations(archived=archived, limit=args.limit)
     if args.json:
-        print(json.dumps([c.to_dict() for c in conversations], ensure_ascii=False, indent=2), file=stdout)
-        return 0
+        print(json.dumps([c.to_dict() for c in conversations], ensure_ascii=False, indent=2), file=streams.stdout)
+        return EXIT_OK
     if not conversations:
-        print("no conversations yet", file=stderr)
-        return 0
+        print("no conversations yet", file=streams.stderr)
+        return EXIT_OK
     for c in conversations:
         mark = " [archived]" if c.archived else ""
         title = one_line(c.title or "(untitled)", 60)
         print(
-            f"{c.id}  {relative(c.updated_at):>10}  {c.turn_count:>4} turns  {c.slug:<20}  {title}{mark}", file=stdout
+            f"{c.id}  {relative(c.updated_at):>10}  {c.turn_count:>4} turns  {c.slug:<20}  {title}{mark}",
+            file=streams.stdout,
         )
-    return 0
+    return EXIT_OK
 
 
-def _cmd_show(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> int:
+def _show(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     conversation = _conversation(store, args.id)
-    renderer = export.to_json if args.json else export.to_text
-    stdout.write(renderer(conversation, store.turns(conversation.id)))
-    return 0
+    streams.stdout.write(export.render("json" if args.json else "txt", conversation, store.turns(conversation.id)))
+    return EXIT_OK
 
 
-def _cmd_search(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> int:
+def _search(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     if not args.text.strip():
         raise CommandError("search text is empty")
     hits = store.search(args.text, limit=args.limit)
@@ -124,14 +131,17 @@ def _cmd_search(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> in
             }
             for h in hits
         ]
-        print(json.dumps(rows, ensure_ascii=False, indent=2), file=stdout)
+        print(json.dumps(rows, ensure_ascii=False, indent=2), file=streams.stdout)
     else:
         for h in hits:
-            print(f"{h.conversation.id}  turn {h.seq + 1:<3} {h.field:<6}  {one_line(h.snippet, 100)}", file=stdout)
+            print(
+                f"{h.conversation.id}  turn {h.seq + 1:<3} {h.field:<6}  {one_line(h.snippet, 100)}",
+                file=streams.stdout,
+            )
     if not hits:
-        print(f"no match for {args.text!r}", file=stderr)
-        return 1
-    return 0
+        print(f"no match for {args.text!r}", file=streams.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _write(path: Path, text: str, force: bool) -> None:
@@ -141,7 +151,7 @@ def _write(path: Path, text: str, force: bool) -> None:
         raise CommandError(str(exc)) from None
 
 
-def _cmd_export(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> int:
+def _export(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     if args.all:
         if not args.output:
             raise CommandError("export --all writes one file per conversation: give -o DIRECTORY")
@@ -153,21 +163,21 @@ def _cmd_export(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> in
         conversations = store.list_conversations(archived=None)
         for c in conversations:
             _write(directory / f"{c.id}.{args.format}", export.render(args.format, c, store.turns(c.id)), args.force)
-        print(f"exported {len(conversations)} conversation(s) to {directory}", file=stderr)
-        return 0
+        print(f"exported {len(conversations)} conversation(s) to {directory}", file=streams.stderr)
+        return EXIT_OK
     conversation = _conversation(store, args.id)
     text = export.render(args.format, conversation, store.turns(conversation.id))
     if args.output in (None, "-"):
-        stdout.write(text)
+        streams.stdout.write(text)
     else:
         _write(Path(args.output), text, args.force)
-        print(f"exported {conversation.id} to {args.output}", file=stderr)
-    return 0
+        print(f"exported {conversation.id} to {args.output}", file=streams.stderr)
+    return EXIT_OK
 
 
-def _cmd_import(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> int:
+def _import(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     try:
-        raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        raw = streams.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
         document = json.loads(raw)
     except OSError as exc:
         raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
@@ -179,66 +189,62 @@ def _cmd_import(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> in
         raise CommandError(f"{args.file}: {exc}") from None
     imported = store.import_conversation(conversation, turns)
     note = "" if imported.id == conversation.id else f" (id {conversation.id} was taken)"
-    print(imported.id, file=stdout)
-    print(f"imported {len(turns)} turn(s) as conversation {imported.id}{note}", file=stderr)
-    return 0
+    print(imported.id, file=streams.stdout)
+    print(f"imported {len(turns)} turn(s) as conversation {imported.id}{note}", file=streams.stderr)
+    return EXIT_OK
 
 
-def _cmd_rename(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> int:
+def _rename(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     title = one_line(args.title, 200)
     if not title:
         raise CommandError("the title is empty")
     conversation = store.update_conversation(store.resolve_id(args.id), title=title)
-    print(f"renamed {conversation.id} to {title!r}", file=stderr)
-    return 0
+    print(f"renamed {conversation.id} to {title!r}", file=streams.stderr)
+    return EXIT_OK
 
 
-def _set_archived(args, store: HistoryStore, stderr: TextIO, archived: bool) -> int:
-    conversation = store.update_conversation(store.resolve_id(args.id), archived=archived)
-    print(f"{'archived' if archived else 'unarchived'} {conversation.id}", file=stderr)
-    return 0
+def _archive(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
+    conversation = store.update_conversation(store.resolve_id(args.id), archived=args.archived)
+    print(f"{'archived' if args.archived else 'unarchived'} {conversation.id}", file=streams.stderr)
+    return EXIT_OK
 
 
-def _cmd_archive(args, store, stdout, stderr) -> int:
-    return _set_archived(args, store, stderr, True)
-
-
-def _cmd_unarchive(args, store, stdout, stderr) -> int:
-    return _set_archived(args, store, stderr, False)
-
-
-def _confirm(question: str, stderr: TextIO) -> bool:
-    if not sys.stdin.isatty():
+def _confirm(question: str, streams: Streams) -> bool:
+    if not streams.stdin.isatty():
         raise CommandError(f"{question}: no terminal to confirm on; pass --yes")
-    print(f"{question} [y/N] ", end="", file=stderr, flush=True)
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
+    print(f"{question} [y/N] ", end="", file=streams.stderr, flush=True)
+    return streams.stdin.readline().strip().lower() in ("y", "yes")
 
 
-def _cmd_delete(args, store: HistoryStore, stdout: TextIO, stderr: TextIO) -> int:
+def _delete(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     conversation = _conversation(store, args.id)
     if args.turn is not None:
         seq = args.turn - 1
         store.get_turn(conversation.id, seq)  # unknown turn: clear error before asking
-        if not args.yes and not _confirm(f"delete turn {args.turn} of {conversation.id}", stderr):
-            print("not deleted", file=stderr)
-            return 1
+        if not args.yes and not _confirm(f"delete turn {args.turn} of {conversation.id}", streams):
+            print("not deleted", file=streams.stderr)
+            return EXIT_FAILED
         store.delete_turn(conversation.id, seq)
-        print(f"deleted turn {args.turn} of {conversation.id}", file=stderr)
-        return 0
+        print(f"deleted turn {args.turn} of {conversation.id}", file=streams.stderr)
+        return EXIT_OK
     question = (
         f"delete conversation {conversation.id} ({conversation.turn_count} turns, {one_line(conversation.title, 40)!r})"
     )
-    if not args.yes and not _confirm(question, stderr):
-        print("not deleted", file=stderr)
-        return 1
+    if not args.yes and not _confirm(question, streams):
+        print("not deleted", file=streams.stderr)
+        return EXIT_FAILED
     store.delete_conversation(conversation.id)
-    print(f"deleted {conversation.id}", file=stderr)
-    return 0
+    print(f"deleted {conversation.id}", file=streams.stderr)
+    return EXIT_OK
 
 
-def run_repair(root: Path, stderr: TextIO) -> int:
+def _repair(args: argparse.Namespace, streams: Streams) -> int:
+    """Works on a history too damaged to open, so it does not go through `_on_history`."""
+    common = CommonOptions.from_args(args)
+    root = history_root(common.settings(streams), demo=common.demo)
     actions = HistoryStore(root, check=False).repair()
     for line in actions:
-        print(line, file=stderr)
-    print(f"history at {root}: {f'{len(actions)} repair(s) done' if actions else 'nothing to repair'}", file=stderr)
-    return 0
+        print(line, file=streams.stderr)
+    summary = f"{len(actions)} repair(s) done" if actions else "nothing to repair"
+    print(f"history at {root}: {summary}", file=streams.stderr)
+    return EXIT_OK

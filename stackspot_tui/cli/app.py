@@ -1,0 +1,24 @@
+"""No subcommand: open the app."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import CommonOptions, Streams, conversation_options
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The app's own options, on the top-level parser."""
+    parser.add_argument("--slug", help="quick command to open the app on")
+    conversation_options(parser)
+    parser.set_defaults(handler=launch)
+
+
+def launch(args: argparse.Namespace, streams: Streams) -> int:
+    from ..tui import AppOptions, run_app  # Textual loads only when the app opens
+
+    common = CommonOptions.from_args(args)
+    options = AppOptions(
+        demo=common.demo, slug=args.slug, conversation=args.conversation, continue_latest=args.continue_latest
+    )
+    return run_app(common.settings(streams, slug=args.slug), options)

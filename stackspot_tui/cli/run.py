@@ -1,0 +1,174 @@
+"""`run` (one turn, headless) and `resume` (finish executions left running)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any, TextIO
+
+from ..api.models import result_to_text
+from ..engine import Event
+from ..progress import progress_lines
+from ..runtime import build_service, open_store
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CommonOptions,
+    Streams,
+    UsageError,
+    conversation_options,
+    error,
+    positive_float,
+    print_result,
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        intermixed=True,  # `run SLUG PROMPT --json` as well as `run SLUG --json PROMPT`
+        help="run one quick command turn headless",
+        description="Run a quick command and print its result. Progress goes to stderr.",
+    )
+    run.add_argument("slug", metavar="SLUG", help="quick command slug")
+    run.add_argument(
+        "prompt", metavar="PROMPT", nargs="?", help="the prompt; '-' or absent with piped stdin reads stdin"
+    )
+    run.add_argument("--json-input", action="store_true", help="send the prompt as a JSON object")
+    conversation_options(run)
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of the result text")
+    run.add_argument("-v", "--verbose", action="store_true", help="progress on stderr even when it is not a terminal")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    run.add_argument("--timeout", type=positive_float, metavar="SECONDS", help="give up watching after this long")
+    run.set_defaults(handler=_run)
+
+    resume = sub.add_parser(
+        "resume", parents=[common], help="re-attach executions left running and print their results"
+    )
+    target = resume.add_mutually_exclusive_group()
+    target.add_argument("id", metavar="ID", nargs="?", help="only this conversation")
+    target.add_argument("--all", action="store_true", help="every conversation (the default)")
+    resume.add_argument("--json", action="store_true", help="one JSON object per resumed turn")
+    resume.set_defaults(handler=_resume)
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def read_prompt(prompt_arg: str | None, json_input: bool, stdin: TextIO) -> tuple[str, str | dict[str, Any]]:
+    """The prompt text and the input_data to send."""
+    if prompt_arg is None or prompt_arg == "-":
+        if prompt_arg is None and stdin.isatty():
+            raise UsageError("no prompt: give PROMPT or pipe text on stdin")
+        raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode()
+        try:
+            prompt = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"stdin is not UTF-8 text (invalid byte at position {exc.start})") from None
+    else:
+        prompt = prompt_arg
+    if "\x00" in prompt:
+        raise UsageError("the prompt holds NUL bytes: is this binary data?")
+    if not prompt.strip():
+        raise UsageError("the prompt is empty")
+    if not json_input:
+        return prompt, prompt
+    try:
+        data = json.loads(prompt)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--json-input: the prompt is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise UsageError("--json-input: the prompt must be a JSON object")
+    return prompt, data
+
+
+def _run(args: argparse.Namespace, streams: Streams) -> int:
+    common = CommonOptions.from_args(args)
+    settings = common.settings(streams, execution_timeout=args.timeout)
+    prompt, input_data = read_prompt(args.prompt, args.json_input, streams.stdin)
+    show_progress = not args.quiet and (args.verbose or streams.stderr.isatty())
+
+    def on_event(event: Event) -> None:
+        if show_progress:
+            for line in progress_lines(event):
+                print(line.text, file=streams.stderr, flush=True)
+
+    async def turn() -> int:
+        service = build_service(settings, demo=common.demo)
+        async with service.client:
+            store = service.store
+            if args.conversation:
+                conversation = store.get_conversation(store.resolve_id(args.conversation))
+            elif args.continue_latest:
+                conversation = service.latest_or_new(args.slug)
+            else:
+                conversation = service.new_conversation(args.slug)
+            turn = await service.send(conversation.id, prompt, input_data=input_data, slug=args.slug, on_event=on_event)
+            conversation = store.get_conversation(conversation.id)
+        if args.json:
+            document: dict[str, Any] = {
+                "status": turn.status,
+                "result": turn.result,
+                "error": turn.error,
+                "conversation_id": conversation.conversation_id,
+                "execution_id": turn.execution_id,
+                "conversation": conversation.id,
+                "turn": turn.seq,
+            }
+            print(json.dumps(document, ensure_ascii=False), file=streams.stdout)
+        elif turn.status == "COMPLETED":
+            print_result(result_to_text(turn.result), streams.stdout)
+        if turn.status == "COMPLETED":
+            return EXIT_OK
+        if not args.json:
+            error(streams.stderr, turn.error or turn.status)
+        return EXIT_INTERRUPTED if turn.needs_reattach else EXIT_FAILED
+
+    return asyncio.run(turn())
+
+
+# -- resume ----------------------------------------------------------------------------------
+
+
+def _resume(args: argparse.Namespace, streams: Streams) -> int:
+    common = CommonOptions.from_args(args)
+    settings = common.settings(streams)
+    store = open_store(settings, demo=common.demo)
+    only = store.resolve_id(args.id) if args.id else None
+    pending = [(c, t) for c, t in store.pending_turns() if only is None or c.id == only]
+    if not pending:
+        print("nothing to resume: no execution was left running", file=streams.stderr)
+        return EXIT_OK
+
+    async def resume_all() -> int:
+        service = build_service(settings, demo=common.demo, store=store)
+        worst = EXIT_OK
+        async with service.client:
+            for conversation, turn in pending:
+                print(
+                    f"resuming {conversation.id} turn {turn.seq + 1} (execution {turn.execution_id})",
+                    file=streams.stderr,
+                )
+                turn = await service.reattach(conversation.id, turn.seq)
+                if args.json:
+                    document = {
+                        "conversation": conversation.id,
+                        "turn": turn.seq,
+                        "execution_id": turn.execution_id,
+                        "status": turn.status,
+                        "result": turn.result,
+                        "error": turn.error,
+                    }
+                    print(json.dumps(document, ensure_ascii=False), file=streams.stdout)
+                elif turn.status == "COMPLETED":
+                    print_result(result_to_text(turn.result), streams.stdout)
+                if turn.status != "COMPLETED":
+                    if not args.json:
+                        error(streams.stderr, f"{conversation.id} turn {turn.seq + 1}: {turn.error or turn.status}")
+                    worst = max(worst, EXIT_INTERRUPTED if turn.needs_reattach else EXIT_FAILED)
+        return worst
+
+    return asyncio.run(resume_all())
