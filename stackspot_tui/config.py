@@ -15,6 +15,8 @@ import platformdirs
 APP_NAME = "stackspot-tui"
 DEFAULT_REALM = "stackspot-freemium"
 DEFAULT_API_URL = "https://genai-code-buddy-api.stackspot.com"
+DEFAULT_AGENT_API_URL = "https://genai-inference-app.stackspot.com"
+DEFAULT_AGENT_TOOLS_URL = "https://genai-agent-tools-api.stackspot.com"
 AUTH_URL_TEMPLATE = "https://idm.stackspot.com/{realm}/oidc/oauth/token"
 
 
@@ -29,6 +31,8 @@ class Settings:
     realm: str = DEFAULT_REALM
     auth_url: str | None = None  # None: built from the realm
     api_url: str = DEFAULT_API_URL
+    agent_api_url: str = DEFAULT_AGENT_API_URL  # agent chat
+    agent_tools_url: str = DEFAULT_AGENT_TOOLS_URL  # agent listing (optional service)
     data_dir: Path | None = None  # None: the platform's user data dir
     proxy: str | None = None
     slug: str | None = None  # default quick command for the TUI
@@ -61,6 +65,8 @@ ENV_VARS = {
     "realm": "STACKSPOT_REALM",
     "auth_url": "STACKSPOT_AUTH_URL",
     "api_url": "STACKSPOT_API_URL",
+    "agent_api_url": "STACKSPOT_AGENT_API_URL",
+    "agent_tools_url": "STACKSPOT_AGENT_TOOLS_URL",
     "data_dir": "STACKSPOT_TUI_DATA_DIR",
     "proxy": "STACKSPOT_TUI_PROXY",
     "slug": "STACKSPOT_TUI_SLUG",
@@ -74,6 +80,8 @@ _FILE_KEYS = {
     "realm",
     "auth_url",
     "api_url",
+    "agent_api_url",
+    "agent_tools_url",
     "data_dir",
     "proxy",
     "slug",

@@ -1,5 +1,6 @@
 """StackSpot API: async httpx client, OAuth2 auth, typed answers and errors. No UI imports."""
 
+from .agents import AgentClient, AgentEvent, AgentInfo, AgentReply, ReplyEnded, TextDelta, TokenUsage
 from .client import RetryNotice, StackSpotClient
 from .errors import (
     AuthError,
@@ -9,15 +10,21 @@ from .errors import (
     ForbiddenError,
     NetworkError,
     NotFoundError,
+    PromptTooLongError,
     ProtocolError,
     RateLimitedError,
     ServerError,
     StackSpotError,
+    StreamCut,
 )
 from .models import Execution, Progress, Source, Step, result_to_text
 from .policy import PollPolicy, RetryPolicy
 
 __all__ = [
+    "AgentClient",
+    "AgentEvent",
+    "AgentInfo",
+    "AgentReply",
     "AuthError",
     "BadRequestError",
     "Execution",
@@ -28,8 +35,10 @@ __all__ = [
     "NotFoundError",
     "PollPolicy",
     "Progress",
+    "PromptTooLongError",
     "ProtocolError",
     "RateLimitedError",
+    "ReplyEnded",
     "RetryNotice",
     "RetryPolicy",
     "ServerError",
@@ -37,5 +46,8 @@ __all__ = [
     "StackSpotClient",
     "StackSpotError",
     "Step",
+    "StreamCut",
+    "TextDelta",
+    "TokenUsage",
     "result_to_text",
 ]

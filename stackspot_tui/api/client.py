@@ -192,13 +192,20 @@ class StackSpotClient:
         what: str,
         idempotent: bool = True,
         on_retry: RetryCallback | None = None,
+        stream: bool = False,
+        error_for: Callable[[httpx.Response, str], StackSpotError] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
+        """One request with the retry policy. ``stream=True`` answers before the body is read:
+        the caller reads and closes it. ``error_for`` turns a non-2xx answer into an error."""
         attempt = 0
         error: StackSpotError
         while True:
             try:
-                response = await self._http.request(method, url, **kwargs)
+                if stream:
+                    response = await self._http.send(self._http.build_request(method, url, **kwargs), stream=True)
+                else:
+                    response = await self._http.request(method, url, **kwargs)
             except httpx.TimeoutException as exc:
                 error = NetworkError(
                     f"StackSpot did not answer in time ({_failed_host(exc, url)}): {type(exc).__name__}"
@@ -215,7 +222,9 @@ class StackSpotClient:
             else:
                 if response.is_success:
                     return response
-                error = _http_error(response, what)
+                if stream:
+                    response = await _read_error_answer(response)
+                error = (error_for or _http_error)(response, what)
                 code = response.status_code
                 retryable = code == 429 or code >= 500 if idempotent else code in _CREATE_RETRY_STATUSES
                 reason = "rate_limited" if code == 429 else "server_error"
@@ -234,6 +243,17 @@ class StackSpotClient:
                 if maybe is not None:
                     await maybe
             await self._sleep(delay)
+
+
+async def _read_error_answer(response: httpx.Response) -> httpx.Response:
+    """A streamed error answer with its body read (for the message), its connection released."""
+    try:
+        await response.aread()
+    except httpx.HTTPError:  # the body is only for the message: an answer without it will do
+        return httpx.Response(response.status_code, headers=response.headers, request=response.request)
+    finally:
+        await response.aclose()
+    return response
 
 
 def _changed(before: Execution, after: Execution) -> bool:

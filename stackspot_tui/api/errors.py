@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class StackSpotError(Exception):
     """Base class: ``str(err)`` is a one-line message fit for a terminal."""
@@ -84,3 +86,22 @@ class BadRequestError(StackSpotError):
     """400/422: StackSpot refused the request body or parameters."""
 
     kind = "bad_request"
+
+
+class PromptTooLongError(BadRequestError):
+    """400 from an agent: the prompt (with the conversation so far) exceeds the model's context."""
+
+    kind = "prompt_too_long"
+
+
+class StreamCut(StackSpotError):
+    """An agent's answer stream stopped before its end; what arrived before is still the user's.
+
+    ``reply`` holds what the stream had said besides text (conversation id, tokens...).
+    """
+
+    kind = "stream_cut"
+
+    def __init__(self, message: str, *, reply: Any = None) -> None:
+        super().__init__(message)
+        self.reply = reply

@@ -25,3 +25,13 @@ def server_message(response: httpx.Response) -> str | None:
         if isinstance(value, str) and value and value not in parts:
             parts.append(value)
     return one_line(": ".join(parts[:2])) if parts else None
+
+
+def error_code(response: httpx.Response) -> str | None:
+    """StackSpot's stable error ``code`` (e.g. ``INFERENCE_6001_LLM_MODEL_BAD_REQUEST``), if the body has one."""
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        return None
+    code = data.get("code") if isinstance(data, dict) else None
+    return code if isinstance(code, str) and code else None
