@@ -53,7 +53,7 @@ def make_client(simulator, fake: FakeTime, **kwargs):
 def simulator(fake_time):
     from stackspot_tui.sim import Simulator
 
-    return Simulator(duration=3.0, clock=fake_time.clock)
+    return Simulator(duration=3.0, clock=fake_time.clock, sleep=fake_time.sleep)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ Progress is computed from a clock at callback time (elapsed / duration), so ther
 background tasks and tests can drive time with a fake clock. One host serves both the token
 endpoint (`POST /{realm}/oidc/oauth/token`) and the API (`/v1/...`), plus two test hooks:
 `GET /_sim/requests` (the request log, no headers or bodies) and `POST /_sim/expire-tokens`.
+Agents (`POST /v1/agent/{id}/chat`, `GET /v1/agents`) are answered by `agents.py`.
 
 Fault slugs, for tests:
 
@@ -22,12 +23,13 @@ Fault slugs, for tests:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +37,8 @@ from urllib.parse import parse_qsl, unquote
 
 import httpx
 
+from ..ids import ulid
+from .agents import AgentDesk, Chat, Pacing, agents_listing
 from .catalogue import CATALOGUE, StepSpec, answer, input_text, steps_for
 
 FAULT_SLUGS = (
@@ -56,24 +60,23 @@ _DELAY = re.compile(r"^delay-(\d{1,9})$")
 _TOKEN_PATH = re.compile(r"^/[^/]+/oidc/oauth/token$")
 _CREATE = "/v1/quick-commands/create-execution/"
 _CALLBACK = "/v1/quick-commands/callback/"
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_AGENT_CHAT = re.compile(r"^/v1/agent/([^/]+)/chat$")
 _HTML_503 = b"<html><body><h1>503 Service Unavailable</h1></body></html>"
-
-
-def ulid(now: float | None = None) -> str:
-    """A 26-character ULID: 48-bit milliseconds + 80 random bits, Crockford base32."""
-    millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
-    value = (millis << 80) | secrets.randbits(80)
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
 @dataclass
 class SimResponse:
-    """One answer, independent of any HTTP framework."""
+    """One answer, independent of any HTTP framework.
+
+    A streamed answer has ``chunks`` — (delay before, data) pairs the adapter paces — instead of
+    ``body``; ``cut`` ends the connection after them without finishing the body.
+    """
 
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    chunks: list[tuple[float, bytes]] | None = None
+    cut: bool = False
 
     @classmethod
     def json(cls, status: int, data: Any, **headers: str) -> SimResponse:
@@ -124,7 +127,14 @@ class Simulator:
         retry_after: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        pacing: Pacing | None = None,
+        max_prompt_chars: int = 200_000,
+        agent_listing: bool = True,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sync_sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``sleep``/``sync_sleep`` pace streamed answers (in-process async and sync clients, and
+        the loopback server); fakes make a stream instant and deterministic in tests."""
         self.client_id = client_id
         self._client_secret = client_secret
         self.token_ttl = token_ttl
@@ -138,6 +148,10 @@ class Simulator:
         self._memory: dict[str, list[str]] = {}  # conversation id -> its inputs so far
         self._creates: dict[str, int] = {}  # slug -> valid creates seen
         self.requests: list[dict[str, Any]] = []  # what /_sim/requests answers
+        self.agents = AgentDesk(pacing=pacing or Pacing(), max_prompt_chars=max_prompt_chars, wall=wall_clock)
+        self.agent_listing = agent_listing
+        self.sleep = sleep
+        self.sync_sleep = sync_sleep
 
     def __repr__(self) -> str:  # never shows the secret
         return f"Simulator(client_id={self.client_id!r}, duration={self.duration})"
@@ -166,6 +180,9 @@ class Simulator:
             {name.lower(): value for name, value in request.headers.items()},
             request.read(),
         )
+        if response.chunks is not None:
+            stream = PacedStream(response.chunks, response.cut, self.sleep, self.sync_sleep)
+            return httpx.Response(response.status, headers=response.headers, stream=stream)
         return httpx.Response(response.status, headers=response.headers, content=response.body)
 
     def transport(self) -> httpx.MockTransport:
@@ -186,7 +203,10 @@ class Simulator:
                 return SimResponse(204)
             is_token = _TOKEN_PATH.match(path) is not None
             # A token request's query could carry credentials: log its path only.
-            self.requests.append({"method": method, "path": path, "query": {} if is_token else dict(query)})
+            entry: dict[str, Any] = {"method": method, "path": path, "query": {} if is_token else dict(query)}
+            if _AGENT_CHAT.match(path):
+                entry["chat"] = _chat_summary(body)
+            self.requests.append(entry)
             if is_token and method == "POST":
                 return self._token(body)
             if path.startswith("/v1/"):
@@ -198,6 +218,13 @@ class Simulator:
             return self._create(unquote(path[len(_CREATE) :]), query.get("conversation_id"), body)
         if path.startswith(_CALLBACK) and method == "GET":
             return self._callback(unquote(path[len(_CALLBACK) :]))
+        chat = _AGENT_CHAT.match(path)
+        if chat and method == "POST":
+            return _chat_response(self.agents.chat(unquote(chat.group(1)), body))
+        if path == "/v1/agents" and method == "GET":
+            if not self.agent_listing:
+                return self._no_route(method, path)
+            return SimResponse.json(200, agents_listing())
         return self._no_route(method, path)
 
     @staticmethod
@@ -378,3 +405,59 @@ def _step(order: int, spec: StepSpec, fraction: float) -> dict[str, Any]:
         "type": spec.type,
         "step_result": result if finished else None,
     }
+
+
+class PacedStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A streamed answer for in-process clients, sync or async: paced chunks, then the end or a cut."""
+
+    def __init__(
+        self,
+        chunks: list[tuple[float, bytes]],
+        cut: bool,
+        sleep: Callable[[float], Awaitable[None]],
+        sync_sleep: Callable[[float], None],
+    ) -> None:
+        self._chunks = chunks
+        self._cut = cut
+        self._sleep = sleep
+        self._sync_sleep = sync_sleep
+
+    def __iter__(self) -> Iterator[bytes]:
+        for delay, data in self._chunks:
+            if delay > 0:
+                self._sync_sleep(delay)
+            yield data
+        self._end()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for delay, data in self._chunks:
+            if delay > 0:
+                await self._sleep(delay)
+            yield data
+        self._end()
+
+    def _end(self) -> None:
+        if self._cut:  # what httpx raises when a server closes a chunked body early
+            raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+
+def _chat_response(chat: Chat) -> SimResponse:
+    if chat.document is not None or chat.status != 200:
+        return SimResponse.json(chat.status, chat.document)
+    headers = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+    return SimResponse(200, headers, chunks=chat.chunks, cut=chat.cut)
+
+
+def _chat_summary(body: bytes) -> dict[str, Any]:
+    """What the request log keeps of a chat body: the conversation fields, not the prompt."""
+    try:
+        payload = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    if not isinstance(payload, dict):
+        return {}
+    keep = ("conversation_id", "use_conversation", "streaming", "stackspot_knowledge", "return_ks_in_response")
+    summary = {key: payload[key] for key in keep if key in payload}
+    prompt = payload.get("user_prompt")
+    summary["prompt_chars"] = len(prompt) if isinstance(prompt, str) else None
+    return summary

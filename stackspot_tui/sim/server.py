@@ -48,7 +48,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
 def _handler_for(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: every answer carries a Content-Length
+        protocol_version = "HTTP/1.1"  # keep-alive: every answer carries a Content-Length or is chunked
+        disable_nagle_algorithm = True  # a streamed word leaves at once, not with the next one
 
         def _serve(self) -> None:
             refusal = self._framing_refusal()
@@ -75,9 +76,30 @@ def _handler_for(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
+            if response.chunks is not None:
+                self._send_chunked(response.chunks, response.cut)
+                return
             self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
             self.wfile.write(response.body)
+
+        def _send_chunked(self, chunks: list[tuple[float, bytes]], cut: bool) -> None:
+            """A streamed answer, each chunk flushed after its delay; a cut closes without the last chunk."""
+            self.send_header("Transfer-Encoding", "chunked")
+            if cut:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+            for delay, data in chunks:
+                if delay > 0:
+                    simulator.sync_sleep(delay)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            if cut:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.wfile.write(b"0\r\n\r\n")
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
