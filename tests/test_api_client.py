@@ -8,6 +8,8 @@ from datetime import UTC
 import httpx
 import pytest
 import respx
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stackspot_tui.api import (
     AuthError,
@@ -23,6 +25,7 @@ from stackspot_tui.api import (
     ServerError,
     StackSpotClient,
 )
+from stackspot_tui.api.errors import ErrorBody, QuotaExceededError, limit_window
 from stackspot_tui.api.policy import parse_retry_after
 
 API = "https://api.test"
@@ -369,20 +372,47 @@ async def test_poll_read_timeout_is_retried(client, mock):
     assert snapshots[-1].succeeded
 
 
-async def test_callback_malformed_json_is_a_protocol_error(client, mock):
+@pytest.mark.parametrize(
+    "answer, got",
+    [
+        (httpx.Response(200, text="<html>Bad gateway</html>", headers={"content-type": "text/html"}), "text/html"),
+        (httpx.Response(200, json=[1, 2]), "a JSON list"),
+        (httpx.Response(200, json="RUNNING"), "a JSON str"),
+        (httpx.Response(200, content=b""), "an empty body"),
+    ],
+)
+async def test_callback_answer_that_is_not_an_object_is_retried(client, mock, fake_time, answer, got):
+    """A gateway's page with status 200 is transient: retried with back-off, never a final ProtocolError."""
     mock.post(TOKEN_URL).mock(return_value=token_answer())
-    mock.get(CALLBACK).mock(
-        return_value=httpx.Response(200, text="<html>not json", headers={"content-type": "text/html"})
+    route = mock.get(CALLBACK).mock(side_effect=[answer, answer, callback("COMPLETED", 1.0, result="r")])
+    notices = []
+    snapshots = [e async for e in client.watch(EXEC_ID, on_retry=notices.append)]
+    assert snapshots[-1].succeeded and route.call_count == 3
+    assert [n.reason for n in notices] == ["server_error", "server_error"]
+    assert got in notices[0].detail and "instead of a JSON object" in notices[0].detail
+    assert 0.25 <= notices[0].delay <= 0.5 and 0.5 <= notices[1].delay <= 1.0  # capped, jittered back-off
+
+
+async def test_callback_html_beyond_the_retry_budget_is_a_server_error(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.get(CALLBACK).mock(
+        return_value=httpx.Response(200, text="<html>maintenance</html>", headers={"content-type": "text/html"})
+    )
+    with pytest.raises(ServerError, match="text/html instead of a JSON object") as err:
+        await client.get_execution(EXEC_ID)
+    assert not isinstance(err.value, ProtocolError) and err.value.kind == "server"  # the turn stays re-attachable
+    assert route.call_count == 4  # 1 + max_retries
+
+
+async def test_create_answer_html_is_a_protocol_error_and_not_repeated(client, mock):
+    """A create that may have reached StackSpot is never sent twice."""
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.post(CREATE).mock(
+        return_value=httpx.Response(200, text="<html>hi</html>", headers={"content-type": "text/html"})
     )
     with pytest.raises(ProtocolError, match="text/html"):
-        await client.get_execution(EXEC_ID)
-
-
-async def test_callback_json_not_an_object(client, mock):
-    mock.post(TOKEN_URL).mock(return_value=token_answer())
-    mock.get(CALLBACK).mock(return_value=httpx.Response(200, json=[1, 2]))
-    with pytest.raises(ProtocolError, match="JSON object"):
-        await client.get_execution(EXEC_ID)
+        await client.create_execution("code-review", "x")
+    assert route.call_count == 1
 
 
 async def test_callback_with_odd_fields_parses(client, mock):
@@ -497,3 +527,167 @@ async def test_callback_4xx_is_not_retried(client, mock, status):
     with pytest.raises((ForbiddenError, NotFoundError)):
         await client.get_execution(EXEC_ID)
     assert route.call_count == 1
+
+
+# -- StackSpot's error bodies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "status, body, error, expected",
+    [
+        (
+            403,
+            {"type": "Forbidden", "code": "CODEBUDDY_1003_FORBIDDEN", "details": "You cannot run this quick command"},
+            ForbiddenError,
+            "no access to quick command 'code-review' (HTTP 403): You cannot run this quick command [CODEBUDDY_1003_FORBIDDEN]",
+        ),
+        (
+            422,
+            {
+                "detail": [
+                    {"loc": ["body", "input_data"], "msg": "field required", "type": "value_error.missing"},
+                    {"loc": ["query", "conversation_id", 0], "msg": "not a valid ULID", "type": "value_error"},
+                ]
+            },
+            BadRequestError,
+            "(HTTP 422): body.input_data: field required; query.conversation_id.0: not a valid ULID",
+        ),
+        (404, "Not Found", NotFoundError, "quick command 'code-review' not found (HTTP 404): Not Found"),
+        (404, {"detail": "Not Found"}, NotFoundError, "quick command 'code-review' not found (HTTP 404): Not Found"),
+        (
+            404,
+            {"type": "NotFound", "code": "CODEBUDDY_1002_QUICK_COMMAND_NOT_FOUND", "details": None},
+            NotFoundError,
+            "(HTTP 404): CODEBUDDY_1002_QUICK_COMMAND_NOT_FOUND",
+        ),
+        (400, {"error": {"code": "E1", "message": "bad thing"}}, BadRequestError, "(HTTP 400): bad thing [E1]"),
+        (400, {"message": "old style"}, BadRequestError, "(HTTP 400): old style"),
+        (
+            422,
+            {"detail": [{"loc": None, "msg": None, "type": 3}, "plain", 7]},
+            BadRequestError,
+            "(HTTP 422): 3; plain; 7",
+        ),
+        (403, {"details": {"nested": True}}, ForbiddenError, "no access to quick command 'code-review' (HTTP 403)"),
+    ],
+)
+async def test_error_bodies_are_shown(client, mock, status, body, error, expected):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.post(CREATE).mock(return_value=httpx.Response(status, json=body))
+    with pytest.raises(error) as err:
+        await client.create_execution("code-review", "x")
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+async def test_gateway_html_error_page_is_not_shown(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    mock.post(CREATE).mock(
+        return_value=httpx.Response(
+            404, text="<html><body>Not here</body></html>", headers={"content-type": "text/html"}
+        )
+    )
+    with pytest.raises(NotFoundError) as err:
+        await client.create_execution("code-review", "x")
+    assert str(err.value) == "quick command 'code-review' not found (HTTP 404)"
+
+
+DAILY = {
+    "type": "TooManyRequests",
+    "code": "CODEBUDDY_1044_QUICK_COMMAND_RATE_LIMIT_EXCEEDED",
+    "details": "Too many requests. Your limit is 50 requests in the last 1440 minutes",
+}
+PER_MINUTE = {**DAILY, "details": "Too many requests. Your limit is 20 requests in the last 1 minutes"}
+
+
+async def test_daily_quota_stops_at_once_with_stackspot_sentence(client, mock, fake_time):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.post(CREATE).mock(return_value=httpx.Response(429, json=DAILY))
+    notices = []
+    with pytest.raises(QuotaExceededError) as err:
+        await client.create_execution("code-review", "x", on_retry=notices.append)
+    assert route.call_count == 1 and fake_time.sleeps == [] and notices == []
+    message = str(err.value)
+    assert "Your limit is 50 requests in the last 1440 minutes" in message and "quota" in message
+    assert err.value.kind == "quota" and err.value.code == DAILY["code"] and err.value.window == 86400
+
+
+async def test_daily_quota_while_polling_stops_too(client, mock, fake_time):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.get(CALLBACK).mock(return_value=httpx.Response(429, json={**DAILY, "details": "Limit: 6000 per day"}))
+    with pytest.raises(QuotaExceededError, match="6000 per day"):
+        await client.get_execution(EXEC_ID)
+    assert route.call_count == 1
+
+
+async def test_per_minute_limit_waits_with_capped_jittered_backoff(client, mock, fake_time):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    route = mock.post(CREATE).mock(
+        side_effect=[httpx.Response(429, json=PER_MINUTE)] * 3 + [httpx.Response(200, json=EXEC_ID)]
+    )
+    notices = []
+    assert await client.create_execution("code-review", "x", on_retry=notices.append) == EXEC_ID
+    assert route.call_count == 4
+    assert [n.reason for n in notices] == ["rate_limited"] * 3
+    assert "20 requests in the last 1 minutes" in notices[0].detail
+    for n, delay in enumerate(fake_time.sleeps, 1):
+        ceiling = min(60.0, 30.0, 2.0 * 2 ** (n - 1))
+        assert ceiling / 2 <= delay <= ceiling
+
+
+def test_rate_limit_delay_never_exceeds_the_named_window():
+    policy = RetryPolicy(rate_limit_base=2.0, rate_limit_cap=30.0)
+    assert all(policy.rate_limit_delay(n, window=5.0) <= 5.0 for n in range(1, 10))
+    assert all(policy.rate_limit_delay(n) <= 30.0 for n in range(1, 10))
+    assert all(1.0 <= policy.rate_limit_delay(1, window=0.1) <= 2.0 for _ in range(20))
+
+
+@pytest.mark.parametrize(
+    "sentence, seconds",
+    [
+        ("Too many requests. Your limit is 50 requests in the last 1440 minutes", 86400),
+        ("Your limit is 20 requests in the last 1 minutes", 60),
+        ("limit: 100 requests per minute", 60),
+        ("6,000 per day", 86400),
+        ("daily quota reached", 86400),
+        ("3 requests per 10 seconds", 10),
+        ("slow down", None),
+        (None, None),
+    ],
+)
+def test_limit_window(sentence, seconds):
+    assert limit_window(sentence) == seconds
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=20,
+    )
+)
+def test_any_error_body_parses_to_one_line(data):
+    body = ErrorBody.from_json(data)
+    summary = body.summary()
+    assert summary is None or (isinstance(summary, str) and "\n" not in summary)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["type", "code", "details", "detail", "message", "error", "error_description", "msg"]),
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.text()
+        | st.lists(
+            st.text()
+            | st.dictionaries(
+                st.sampled_from(["loc", "msg", "type"]), st.none() | st.text() | st.lists(st.text() | st.integers())
+            )
+        ),
+    )
+)
+def test_error_body_with_odd_field_types(data):
+    body = ErrorBody.from_json(data)
+    assert body.code is None or isinstance(body.code, str)
+    assert body.sentence is None or isinstance(body.sentence, str)

@@ -149,3 +149,14 @@ async def test_network_loss_while_watching_keeps_the_turn_and_reattach_completes
     assert len(creates(simulator)) == creates_before  # nothing re-sent
     assert store.pending_turns() == []
     assert store.get_turn(conversation.id, turn.seq).result
+
+
+async def test_html_answers_while_polling_keep_the_turn_reattachable(service, store):
+    """A gateway page with status 200 on every poll: retried, then the turn waits for `resume`."""
+    conversation = service.new_conversation("sim-malformed")
+    events = []
+    turn = await service.send(conversation.id, "hi", on_event=events.append)
+    assert turn.needs_reattach and turn.error_kind == "server" and turn.status != "ERROR"
+    assert "instead of a JSON object" in turn.error
+    assert [e.notice.reason for e in events if isinstance(e, Retrying)] == ["server_error"] * 3
+    assert store.pending_turns()

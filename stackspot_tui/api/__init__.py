@@ -5,6 +5,7 @@ from .client import RetryNotice, StackSpotClient
 from .errors import (
     AuthError,
     BadRequestError,
+    ErrorBody,
     ExecutionFailed,
     ExecutionTimeout,
     ForbiddenError,
@@ -12,10 +13,12 @@ from .errors import (
     NotFoundError,
     PromptTooLongError,
     ProtocolError,
+    QuotaExceededError,
     RateLimitedError,
     ServerError,
     StackSpotError,
     StreamCut,
+    UnexpectedAnswerError,
 )
 from .models import Execution, Progress, Source, Step, result_to_text
 from .policy import PollPolicy, RetryPolicy
@@ -27,6 +30,7 @@ __all__ = [
     "AgentReply",
     "AuthError",
     "BadRequestError",
+    "ErrorBody",
     "Execution",
     "ExecutionFailed",
     "ExecutionTimeout",
@@ -37,6 +41,7 @@ __all__ = [
     "Progress",
     "PromptTooLongError",
     "ProtocolError",
+    "QuotaExceededError",
     "RateLimitedError",
     "ReplyEnded",
     "RetryNotice",
@@ -49,5 +54,6 @@ __all__ = [
     "StreamCut",
     "TextDelta",
     "TokenUsage",
+    "UnexpectedAnswerError",
     "result_to_text",
 ]

@@ -18,10 +18,10 @@ import httpx
 from httpx_sse import EventSource
 
 from ..config import DEFAULT_AGENT_API_URL, DEFAULT_AGENT_TOOLS_URL
+from ..textsafe import one_line
 from .client import RetryCallback, StackSpotClient, _http_error
 from .errors import BadRequestError, PromptTooLongError, ProtocolError, ServerError, StackSpotError, StreamCut
 from .models import Source, _dict, _int, _str
-from .text import error_code, one_line
 
 PROMPT_TOO_LONG_CODE = "INFERENCE_6001_LLM_MODEL_BAD_REQUEST"
 RATE_LIMIT_CODE = "INFERENCE_3008_CHAT_RATE_LIMIT_EXCEEDED"
@@ -387,7 +387,7 @@ def _one_answer(response: httpx.Response, what: str) -> list[AgentEvent]:
 
 def _agent_error(response: httpx.Response, what: str) -> StackSpotError:
     error = _http_error(response, what)
-    code = error_code(response) or ""
+    code = error.code or ""
     if response.status_code == 400 and code.startswith("INFERENCE_6001"):
         return PromptTooLongError(
             f"the prompt is too long for {what}: with the conversation so far it exceeds the model's context "

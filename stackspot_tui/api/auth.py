@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from .errors import AuthError, ProtocolError, ServerError
-from .text import server_message
+from .errors import AuthError, ErrorBody, ProtocolError, ServerError
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ class ClientCredentialsAuth(httpx.Auth):
     def _parse_token(self, response: httpx.Response) -> Token:
         where = f"the token endpoint {self.token_url}"
         if response.status_code in (400, 401, 403):
-            detail = server_message(response) or f"HTTP {response.status_code}"
+            detail = ErrorBody.from_response(response).summary() or f"HTTP {response.status_code}"
             raise AuthError(
                 f"StackSpot rejected the client credentials at {self.token_url} ({detail}); "
                 "check STACKSPOT_CLIENT_ID, STACKSPOT_CLIENT_SECRET and STACKSPOT_REALM",

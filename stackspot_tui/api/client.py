@@ -16,20 +16,24 @@ from .. import __version__
 from ..textsafe import one_line
 from .auth import ClientCredentialsAuth
 from .errors import (
+    QUOTA_WINDOW,
     AuthError,
     BadRequestError,
+    ErrorBody,
     ExecutionTimeout,
     ForbiddenError,
     NetworkError,
     NotFoundError,
     ProtocolError,
+    QuotaExceededError,
     RateLimitedError,
     ServerError,
     StackSpotError,
+    UnexpectedAnswerError,
+    limit_window,
 )
 from .models import Execution
 from .policy import PollPolicy, RetryPolicy, parse_retry_after
-from .text import server_message
 
 
 @dataclass(frozen=True)
@@ -143,10 +147,9 @@ class StackSpotClient:
 
     async def get_execution(self, execution_id: str, *, on_retry: RetryCallback | None = None) -> Execution:
         url = f"{self.api_url}/v1/quick-commands/callback/{quote(execution_id, safe='')}"
-        response = await self._request("GET", url, what=f"execution {execution_id}", on_retry=on_retry)
-        data = _json(response, "the execution callback")
-        if not isinstance(data, dict):
-            raise ProtocolError("the execution callback did not answer a JSON object")
+        data = await self._request(
+            "GET", url, what=f"execution {execution_id}", on_retry=on_retry, accept=_callback_document
+        )
         return Execution.parse(data)
 
     async def watch(
@@ -194,13 +197,21 @@ class StackSpotClient:
         on_retry: RetryCallback | None = None,
         stream: bool = False,
         error_for: Callable[[httpx.Response, str], StackSpotError] | None = None,
+        accept: Callable[[httpx.Response], Any] | None = None,
         **kwargs: Any,
-    ) -> httpx.Response:
-        """One request with the retry policy. ``stream=True`` answers before the body is read:
-        the caller reads and closes it. ``error_for`` turns a non-2xx answer into an error."""
+    ) -> Any:
+        """One request with the retry policy; returns ``accept(response)`` for a 2xx (the response
+        itself by default).
+
+        ``stream=True`` answers before the body is read: the caller reads and closes it.
+        ``error_for`` turns a non-2xx answer into an error. ``accept`` may raise
+        UnexpectedAnswerError (a gateway's HTML page with status 200): that answer is retried
+        like a 5xx when the request is idempotent.
+        """
         attempt = 0
         error: StackSpotError
         while True:
+            wait: float | None = None
             try:
                 if stream:
                     response = await self._http.send(self._http.build_request(method, url, **kwargs), stream=True)
@@ -211,38 +222,55 @@ class StackSpotClient:
                     f"StackSpot did not answer in time ({_failed_host(exc, url)}): {type(exc).__name__}"
                 )
                 retryable = idempotent or isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
-                reason, wait = "network", None
+                reason = "network"
             except httpx.TransportError as exc:
                 error = NetworkError(f"cannot reach StackSpot at {_failed_host(exc, url)}: {_transport_detail(exc)}")
                 # A refused or failed connection never reached the server: safe to repeat.
                 retryable = idempotent or isinstance(exc, httpx.ConnectError)
-                reason, wait = "network", None
+                reason = "network"
             except ServerError as exc:  # token endpoint 5xx, raised from the auth flow
-                error, retryable, reason, wait = exc, True, "server_error", None
+                error, retryable, reason = exc, True, "server_error"
             else:
                 if response.is_success:
-                    return response
-                if stream:
-                    response = await _read_error_answer(response)
-                error = (error_for or _http_error)(response, what)
-                code = response.status_code
-                retryable = code == 429 or code >= 500 if idempotent else code in _CREATE_RETRY_STATUSES
-                reason = "rate_limited" if code == 429 else "server_error"
-                wait = parse_retry_after(response.headers.get("Retry-After")) if code == 429 else None
-                if wait is not None and wait > self.retry.max_retry_after:
-                    raise RateLimitedError(
-                        f"StackSpot rate limit reached for {what}; retry after {wait:.0f} s", retry_after=wait
-                    )
+                    if accept is None:
+                        return response
+                    try:
+                        return accept(response)
+                    except UnexpectedAnswerError as exc:
+                        error, retryable, reason = exc, idempotent, "server_error"
+                else:
+                    if stream:
+                        response = await _read_error_answer(response)
+                    error = (error_for or _http_error)(response, what)
+                    code = response.status_code
+                    retryable = code == 429 or code >= 500 if idempotent else code in _CREATE_RETRY_STATUSES
+                    reason = "rate_limited" if code == 429 else "server_error"
+                    if isinstance(error, QuotaExceededError):
+                        raise error  # a quota counted in hours or days: retrying cannot beat it
+                    if isinstance(error, RateLimitedError):
+                        wait = error.retry_after
+                        if wait is not None and wait > self.retry.max_retry_after:
+                            raise RateLimitedError(
+                                f"{error}; retry after {wait:.0f} s",
+                                retry_after=wait,
+                                code=error.code,
+                                window=error.window,
+                            )
             attempt += 1
             if not retryable or attempt > self.retry.max_retries:
                 raise error
-            delay = wait if wait is not None else self.retry.delay(attempt)
+            if wait is None:
+                wait = (
+                    self.retry.rate_limit_delay(attempt, error.window)
+                    if isinstance(error, RateLimitedError)
+                    else self.retry.delay(attempt)
+                )
             if on_retry is not None:
-                notice = RetryNotice(reason, attempt, self.retry.max_retries, delay, str(error))
+                notice = RetryNotice(reason, attempt, self.retry.max_retries, wait, str(error))
                 maybe = on_retry(notice)
                 if maybe is not None:
                     await maybe
-            await self._sleep(delay)
+            await self._sleep(wait)
 
 
 async def _read_error_answer(response: httpx.Response) -> httpx.Response:
@@ -268,8 +296,29 @@ def _json(response: httpx.Response, where: str) -> Any:
     try:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        kind = response.headers.get("content-type", "unknown content type").split(";")[0]
-        raise ProtocolError(f"{where} did not answer JSON (got {kind}); is STACKSPOT_API_URL right?") from None
+        raise ProtocolError(
+            f"{where} did not answer JSON (got {_content_type(response)}); is STACKSPOT_API_URL right?"
+        ) from None
+
+
+def _callback_document(response: httpx.Response) -> dict:
+    """A callback answer must be a JSON object; anything else is a gateway's page (transient)."""
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        got = _content_type(response) if response.content else "an empty body"
+    else:
+        if isinstance(data, dict):
+            return data
+        got = f"a JSON {type(data).__name__}"
+    raise UnexpectedAnswerError(
+        f"the execution callback answered HTTP {response.status_code} with {got} instead of a JSON object",
+        status_code=response.status_code,
+    )
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip() or "unknown content type"
 
 
 def _failed_host(exc: httpx.TransportError, url: str) -> str:
@@ -293,19 +342,38 @@ def _transport_detail(exc: httpx.TransportError) -> str:
 
 def _http_error(response: httpx.Response, what: str) -> StackSpotError:
     code = response.status_code
-    detail = server_message(response)
-    suffix = f": {detail}" if detail else ""
+    body = ErrorBody.from_response(response)
+    summary = body.summary()
+    suffix = f": {summary}" if summary else ""
     if code == 401:
         return AuthError(f"StackSpot rejected the access token for {what} (HTTP 401){suffix}", status_code=code)
     if code == 403:
-        return ForbiddenError(f"no access to {what} (HTTP 403){suffix}", status_code=code)
+        return ForbiddenError(f"no access to {what} (HTTP 403){suffix}", status_code=code, code=body.code)
     if code == 404:
-        return NotFoundError(f"{what} not found (HTTP 404){suffix}", status_code=code)
+        return NotFoundError(f"{what} not found (HTTP 404){suffix}", status_code=code, code=body.code)
     if code in (400, 422):
-        return BadRequestError(f"StackSpot refused the request for {what} (HTTP {code}){suffix}", status_code=code)
+        return BadRequestError(
+            f"StackSpot refused the request for {what} (HTTP {code}){suffix}", status_code=code, code=body.code
+        )
     if code == 429:
-        wait = parse_retry_after(response.headers.get("Retry-After"))
-        return RateLimitedError(f"StackSpot rate limit reached for {what} (HTTP 429){suffix}", retry_after=wait)
+        return _rate_limit_error(response, body, what)
     if code >= 500:
-        return ServerError(f"StackSpot failed on {what} (HTTP {code}){suffix}", status_code=code)
-    return ServerError(f"unexpected HTTP {code} for {what}{suffix}", status_code=code)
+        return ServerError(f"StackSpot failed on {what} (HTTP {code}){suffix}", status_code=code, code=body.code)
+    return ServerError(f"unexpected HTTP {code} for {what}{suffix}", status_code=code, code=body.code)
+
+
+def _rate_limit_error(response: httpx.Response, body: ErrorBody, what: str) -> RateLimitedError:
+    """A 429: a quota over hours or days (stop) or a short window (wait and retry)."""
+    wait = parse_retry_after(response.headers.get("Retry-After"))
+    window = limit_window(body.sentence)
+    summary = body.summary()
+    if wait is None and window is not None and window >= QUOTA_WINDOW:
+        return QuotaExceededError(
+            f"StackSpot quota used up for {what} (HTTP 429): {summary}; retrying will not help until the quota resets",
+            code=body.code,
+            window=window,
+        )
+    suffix = f": {summary}" if summary else ""
+    return RateLimitedError(
+        f"StackSpot rate limit reached for {what} (HTTP 429){suffix}", retry_after=wait, code=body.code, window=window
+    )

@@ -52,11 +52,23 @@ class RetryPolicy:
     base: float = 0.5
     cap: float = 8.0
     max_retry_after: float = 120.0  # a longer Retry-After is reported, not waited for
+    # A 429 without Retry-After: StackSpot documents none. Its windows are minutes long, so the
+    # waits start longer and may grow further than for a 5xx.
+    rate_limit_base: float = 2.0
+    rate_limit_cap: float = 30.0
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def delay(self, attempt: int) -> float:
-        """Delay before retry ``attempt`` (1-based): full-jitter between half and all of the cap."""
-        ceiling = min(self.cap, self.base * 2 ** (attempt - 1))
+        """Delay before retry ``attempt`` (1-based): jittered between half and all of the ceiling."""
+        return self._jittered(min(self.cap, self.base * 2 ** (attempt - 1)))
+
+    def rate_limit_delay(self, attempt: int, window: float | None = None) -> float:
+        """Delay before retry ``attempt`` after a 429 without Retry-After; never longer than the
+        limit's window when StackSpot names it (a 1-minute window lifts within a minute)."""
+        cap = self.rate_limit_cap if window is None else max(self.rate_limit_base, min(self.rate_limit_cap, window))
+        return self._jittered(min(cap, self.rate_limit_base * 2 ** (attempt - 1)))
+
+    def _jittered(self, ceiling: float) -> float:
         return ceiling * (0.5 + self.rng.random() / 2)
 
 
