@@ -1,19 +1,25 @@
 """Conversation service: the one path from a prompt to a persisted answer.
 
-Used by the TUI and the headless CLI alike. Persistence order (nothing lost):
-the turn is saved before create-execution is sent, the execution id as soon as it is
-known, the conversation id from the first callback, and the result when it arrives.
+Used by the TUI and the headless CLI alike. Two kinds of turn share it: a quick-command turn
+(create an execution, poll it) and an agent turn (one streamed request). Both save the prompt
+before sending, emit the same events (the answer's text as ``AnswerDelta``), and end with
+``TurnFinished``. Quick commands: the execution id is saved as soon as known, the conversation
+id from the first callback, the result when it arrives. Agents: the conversation id before
+sending, the partial answer while it streams (marked incomplete), the whole one at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .api import (
+    AgentClient,
+    AgentReply,
     Execution,
     NotFoundError,
     ProtocolError,
@@ -21,9 +27,22 @@ from .api import (
     StackSpotClient,
     StackSpotError,
     Step,
+    StreamCut,
+    TextDelta,
 )
+from .ids import ulid
+from .partial import PartialSaver
 from .store import HistoryStore
-from .store.models import CANCELLED, LOCAL_ERROR, Conversation, StepSummary, Turn, now_iso
+from .store.models import (
+    CANCELLED,
+    INCOMPLETE,
+    LOCAL_ERROR,
+    STREAMING,
+    Conversation,
+    StepSummary,
+    Turn,
+    now_iso,
+)
 
 # After these errors the execution cannot be watched again: the turn ends as ERROR.
 # Other errors (network, 5xx, rate limit, auth, timeout) leave it re-attachable.
@@ -77,7 +96,58 @@ class TurnFinished:
         return self.turn.needs_reattach
 
 
-Event = TurnSaved | ExecutionStarted | Progressed | Retrying | TurnFinished
+@dataclass(frozen=True)
+class RequestSent:
+    """An agent's chat request is on its way; the answer will stream."""
+
+    turn: Turn
+    agent_id: str
+    conversation_id: str | None
+
+
+@dataclass(frozen=True)
+class FirstToken:
+    """The first piece of an agent's answer arrived, ``after`` seconds after the request was sent."""
+
+    turn: Turn
+    after: float
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    """More of the answer's text: an agent's next piece, or a quick command's whole result."""
+
+    turn: Turn
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerStopped:
+    """An agent's stream is over (``reply.ended`` False: without its final event, or cut)."""
+
+    turn: Turn
+    reply: AgentReply
+    pieces: int  # text events received
+    streamed: float  # seconds from the first token to the end
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Output tokens (or, without a count, text events) per second of streaming."""
+        count = self.reply.tokens.output if self.reply.tokens.output is not None else self.pieces
+        return count / self.streamed if self.streamed > 0 and count else None
+
+
+Event = (
+    TurnSaved
+    | ExecutionStarted
+    | Progressed
+    | Retrying
+    | RequestSent
+    | FirstToken
+    | AnswerDelta
+    | AnswerStopped
+    | TurnFinished
+)
 EventCallback = Callable[[Event], None]
 
 
@@ -114,18 +184,33 @@ def _step_summaries(steps: tuple[Step, ...]) -> list[StepSummary]:
 
 
 class ConversationService:
-    def __init__(self, client: StackSpotClient, store: HistoryStore, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        client: StackSpotClient,
+        store: HistoryStore,
+        *,
+        agents: AgentClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        save_interval: float = 0.25,
+    ):
         self.client = client
+        self.agents = agents or AgentClient(client)
         self.store = store
         self._clock = clock
+        self._save_interval = save_interval  # partial answers reach the disk at least this often
 
     # -- conversations --------------------------------------------------------------------
 
-    def new_conversation(self, slug: str, title: str = "") -> Conversation:
-        return self.store.create_conversation(slug, title)
+    def new_conversation(self, slug: str = "", title: str = "", *, agent_id: str | None = None) -> Conversation:
+        """A conversation with a quick command (``slug``) or with an agent (``agent_id``)."""
+        return self.store.create_conversation("" if agent_id else slug, title, agent_id=agent_id)
 
-    def latest_or_new(self, slug: str) -> Conversation:
-        return self.store.latest_conversation(slug) or self.store.create_conversation(slug)
+    def latest_or_new(self, slug: str = "", *, agent_id: str | None = None) -> Conversation:
+        if agent_id:
+            latest = self.store.latest_conversation(agent_id=agent_id)
+        else:
+            latest = self.store.latest_conversation(slug)
+        return latest or self.new_conversation(slug, agent_id=agent_id)
 
     # -- turns ----------------------------------------------------------------------------
 
@@ -149,6 +234,14 @@ class ConversationService:
         turn = self.store.add_turn(conversation.id, prompt, payload, slug=slug or conversation.slug)
         conversation = self.store.get_conversation(conversation.id)
         emit(TurnSaved(conversation, turn))
+        if conversation.agent_id:
+            return await self._agent_turn(conversation, turn, emit)
+        return await self._quick_command_turn(conversation, turn, payload, slug, emit)
+
+    async def _quick_command_turn(
+        self, conversation: Conversation, turn: Turn, payload: Any, slug: str | None, emit: EventCallback
+    ) -> Turn:
+        """Create an execution, then poll it to its end (``_follow``)."""
         started = self._clock()
         try:
             execution_id = await self.client.create_execution(
@@ -229,6 +322,8 @@ class ConversationService:
             turn = self._end(
                 turn, status=last.status, result=last.result, percentage=1.0, duration=last.progress.duration
             )
+            if turn.result is not None:
+                emit(AnswerDelta(turn, last.result_text()))
         else:
             message = last.error or "the execution failed on StackSpot (no message given)"
             turn = self._end(
@@ -239,6 +334,102 @@ class ConversationService:
                 error_kind="failure",
                 duration=last.progress.duration,
             )
+        return self._finish(turn, started, emit)
+
+    async def _agent_turn(self, conversation: Conversation, turn: Turn, emit: EventCallback) -> Turn:
+        """One streamed chat request; what arrives is saved as it comes, and kept whatever happens."""
+        assert conversation.agent_id is not None
+        agent_id = conversation.agent_id
+        # A new conversation gets a client-made ULID, saved before sending, so a second turn
+        # continues it even if this one is cut before the server names its own.
+        conv_sid = conversation.conversation_id or ulid()
+        if conversation.conversation_id != conv_sid:
+            self.store.update_conversation(conversation.id, conversation_id=conv_sid)
+        turn = self.store.update_turn(
+            turn.conversation, turn.seq, status=STREAMING, sent_at=now_iso(), conversation_id=conv_sid
+        )
+        started = self._clock()
+        emit(RequestSent(turn, agent_id, conv_sid))
+        parts: list[str] = []
+        saver = PartialSaver(self.store, turn, lambda: "".join(parts), interval=self._save_interval)
+        first_at: float | None = None
+        reply = AgentReply()
+        error: StackSpotError | None = None
+        try:
+            async with contextlib.aclosing(
+                self.agents.chat(
+                    agent_id,
+                    turn.prompt,
+                    conversation_id=conv_sid,
+                    on_retry=self._retry_reporter(lambda: turn, started, emit),
+                )
+            ) as stream:
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        if first_at is None:
+                            first_at = self._clock()
+                            emit(FirstToken(turn, first_at - started))
+                        parts.append(event.text)
+                        saver.changed()
+                        emit(AnswerDelta(turn, event.text))
+                    else:
+                        reply = event.reply
+        except StreamCut as exc:
+            reply, error = exc.reply or reply, exc
+        except StackSpotError as exc:
+            error = exc
+        except asyncio.CancelledError:
+            await saver.close()
+            text = "".join(parts)
+            turn = self._end(
+                turn,
+                status=CANCELLED,
+                result=text or None,
+                incomplete=bool(text),
+                error="stopped; the answer so far is kept" if text else "stopped before the answer began",
+            )
+            self._finish(turn, started, emit)
+            raise
+        await saver.close()
+        return self._agent_end(turn, parts, reply, error, started, first_at, emit)
+
+    def _agent_end(
+        self,
+        turn: Turn,
+        parts: list[str],
+        reply: AgentReply,
+        error: StackSpotError | None,
+        started: float,
+        first_at: float | None,
+        emit: EventCallback,
+    ) -> Turn:
+        text = "".join(parts)
+        if reply.conversation_id and reply.conversation_id != turn.conversation_id:
+            # The server named the conversation itself: follow it from now on.
+            self.store.update_conversation(turn.conversation, conversation_id=reply.conversation_id)
+        fields: dict[str, Any] = {
+            "result": text if text or error is None else None,
+            "stop_reason": reply.stop_reason,
+            "message_id": reply.message_id,
+            "tokens": reply.tokens.to_dict() or None,
+            "sources": [source.label() for source in reply.sources],
+            "conversation_id": reply.conversation_id or turn.conversation_id,
+            "duration": round(self._clock() - started, 3),
+        }
+        if error is not None and not text and not isinstance(error, StreamCut):
+            turn = self._end(turn, status=LOCAL_ERROR, error=str(error), error_kind=error.kind, **fields)
+            return self._finish(turn, started, emit)
+        if error is not None:
+            status, message, kind = INCOMPLETE, str(error), error.kind
+        elif not reply.ended:
+            status, message, kind = INCOMPLETE, "the answer stream ended without its final event", "stream_cut"
+        else:
+            status, message, kind = "COMPLETED", None, None
+        turn = self._end(
+            turn, status=status, error=message, error_kind=kind, incomplete=status != "COMPLETED", **fields
+        )
+        streamed = self._clock() - first_at if first_at is not None else 0.0
+        emit(AnswerStopped(turn, reply, len(parts), streamed))
         return self._finish(turn, started, emit)
 
     def _record_progress(self, turn: Turn, execution: Execution) -> Turn:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .engine import Event, ExecutionStarted, Progressed, Retrying, TurnFinished, TurnSaved
+from .engine import (
+    AnswerStopped,
+    Event,
+    ExecutionStarted,
+    FirstToken,
+    Progressed,
+    RequestSent,
+    Retrying,
+    TurnFinished,
+    TurnSaved,
+)
 from .textsafe import one_line
 
 
@@ -36,7 +46,13 @@ def step_line(order: int | None, name: str, kind: str | None) -> ProgressLine:
 
 def progress_lines(event: Event) -> list[ProgressLine]:
     if isinstance(event, TurnSaved):
-        return [ProgressLine(f"turn {event.turn.seq + 1} · {event.conversation.slug}", "heading")]
+        return [ProgressLine(f"turn {event.turn.seq + 1} · {one_line(event.conversation.target, 80)}", "heading")]
+    if isinstance(event, RequestSent):
+        return [ProgressLine(f"request sent to agent {one_line(event.agent_id, 60)}")]
+    if isinstance(event, FirstToken):
+        return [ProgressLine(f"first token after {seconds(event.after)}")]
+    if isinstance(event, AnswerStopped):
+        return _stopped_lines(event)
     if isinstance(event, ExecutionStarted):
         verb = "re-attached to" if event.reattached else "started"
         return [ProgressLine(f"{verb} execution {event.execution_id}")]
@@ -70,6 +86,9 @@ def progress_lines(event: Event) -> list[ProgressLine]:
         took_text = seconds(event.elapsed)
         if turn.status == "COMPLETED":
             return [ProgressLine(f"COMPLETED in {took_text}", "ok")]
+        if turn.is_agent and turn.status != "ERROR":
+            kept = " · the answer so far is kept" if turn.result else ""
+            return [ProgressLine(f"{turn.status} after {took_text}: {turn.error or 'no message'}{kept}", "error")]
         if event.interrupted:
             return [
                 ProgressLine(f"stopped watching after {took_text}: {turn.error}", "error"),
@@ -77,3 +96,32 @@ def progress_lines(event: Event) -> list[ProgressLine]:
             ]
         return [ProgressLine(f"{turn.status} after {took_text}: {turn.error or 'no message'}", "error")]
     return []
+
+
+def token_counts(tokens: dict[str, int] | None) -> str:
+    """ "230 out · 15 in (user 12, enrichment 3)", from whichever counts the server gave."""
+    if not tokens:
+        return ""
+    parts = [f"{tokens['output']} out"] if "output" in tokens else []
+    if "input" in tokens:
+        detail = ", ".join(f"{name} {tokens[name]}" for name in ("user", "enrichment") if name in tokens)
+        parts.append(f"{tokens['input']} in" + (f" ({detail})" if detail else ""))
+    return " · ".join(parts)
+
+
+def _stopped_lines(event: AnswerStopped) -> list[ProgressLine]:
+    reply = event.reply
+    facts = [f"stop reason {one_line(reply.stop_reason, 40)}" if reply.stop_reason else "no stop reason"]
+    counts = token_counts(reply.tokens.to_dict())
+    if counts:
+        facts.append(f"tokens {counts}")
+    rate = event.tokens_per_second
+    if rate is not None:
+        unit = "tokens/s" if reply.tokens.output is not None else "pieces/s"
+        facts.append(f"{rate:.0f} {unit}")
+    lines = [ProgressLine(" · ".join(facts), "info" if reply.ended else "warn")]
+    if reply.sources:
+        names = ", ".join(one_line(source.label(), 60) for source in reply.sources[:5])
+        more = f" (+{len(reply.sources) - 5})" if len(reply.sources) > 5 else ""
+        lines.append(ProgressLine(f"  sources: {names}{more}", "step"))
+    return lines

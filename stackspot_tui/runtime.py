@@ -6,7 +6,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from .api import StackSpotClient
+from .api import AgentClient, StackSpotClient
 from .config import Settings
 from .engine import ConversationService
 from .store import HistoryStore
@@ -30,21 +30,27 @@ def sim_duration(default: float = 3.0) -> float:
     return value if value > 0 else default
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """Settings pointing every StackSpot service at the in-process simulator."""
+    return replace(
+        settings,
+        client_id=DEMO_CLIENT_ID,
+        client_secret=DEMO_CLIENT_SECRET,
+        api_url=DEMO_URL,
+        agent_api_url=DEMO_URL,
+        agent_tools_url=DEMO_URL,
+        auth_url=f"{DEMO_URL}/{settings.realm}/oidc/oauth/token",
+        proxy=None,
+    )
+
+
 def build_client(settings: Settings, *, demo: bool) -> StackSpotClient:
     if not demo:
         return StackSpotClient.from_settings(settings)
     from .sim import Simulator
 
     simulator = Simulator(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, duration=sim_duration())
-    demo_settings = replace(
-        settings,
-        client_id=DEMO_CLIENT_ID,
-        client_secret=DEMO_CLIENT_SECRET,
-        api_url=DEMO_URL,
-        auth_url=f"{DEMO_URL}/{settings.realm}/oidc/oauth/token",
-        proxy=None,
-    )
-    return StackSpotClient.from_settings(demo_settings, transport=simulator.transport())
+    return StackSpotClient.from_settings(demo_settings(settings), transport=simulator.transport())
 
 
 def open_store(settings: Settings, *, demo: bool) -> HistoryStore:
@@ -53,4 +59,6 @@ def open_store(settings: Settings, *, demo: bool) -> HistoryStore:
 
 def build_service(settings: Settings, *, demo: bool, store: HistoryStore | None = None) -> ConversationService:
     store = store or open_store(settings, demo=demo)
-    return ConversationService(build_client(settings, demo=demo), store)
+    client = build_client(settings, demo=demo)
+    agents = AgentClient.from_settings(demo_settings(settings) if demo else settings, client)
+    return ConversationService(client, store, agents=agents)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +20,15 @@ from httpx_sse import EventSource
 from ..config import DEFAULT_AGENT_API_URL, DEFAULT_AGENT_TOOLS_URL
 from ..textsafe import one_line
 from .client import RetryCallback, StackSpotClient, _http_error
-from .errors import BadRequestError, PromptTooLongError, ProtocolError, ServerError, StackSpotError, StreamCut
+from .errors import (
+    BadRequestError,
+    ErrorBody,
+    PromptTooLongError,
+    ProtocolError,
+    ServerError,
+    StackSpotError,
+    StreamCut,
+)
 from .models import Source, _dict, _int, _str
 
 PROMPT_TOO_LONG_CODE = "INFERENCE_6001_LLM_MODEL_BAD_REQUEST"
@@ -101,10 +109,15 @@ class AgentReply:
 
 def _sources(doc: dict[str, Any]) -> list[Source]:
     found: list[Source] = []
-    for key in _SOURCE_KEYS:
+    for key in ("source", "sources", "cross_account_source"):
         value = doc.get(key)
         if isinstance(value, list):
             found += [Source.parse(item) for item in value if item not in (None, "", {})]
+    # knowledge_source_id lists the knowledge sources behind the cited documents: new ones only.
+    named = {_str(_dict(s.raw).get(k)) for s in found for k in ("slug", "id", "knowledge_source_id")}
+    ids = doc.get("knowledge_source_id")
+    if isinstance(ids, list):
+        found += [Source.parse(item) for item in ids if item not in (None, "", {}) and _str(item) not in named]
     return found
 
 
@@ -201,13 +214,10 @@ def _openai_piece(doc: dict[str, Any], choices: list[Any]) -> EventPiece:
 
 
 def _error_text(doc: dict[str, Any]) -> str | None:
-    for key in ("details", "error", "detail"):
-        value = doc.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-        if isinstance(value, dict):
-            return _str(value.get("message")) or json.dumps(value, ensure_ascii=False, default=str)
-    return None
+    """The error an event document reports, if it is one (``message`` alone is text, not an error)."""
+    if not any(doc.get(key) for key in ("details", "detail", "error")):
+        return None
+    return ErrorBody.from_json({k: v for k, v in doc.items() if k != "message"}).summary()
 
 
 class AnswerAssembler:
@@ -293,7 +303,7 @@ class AgentClient:
         streaming: bool = True,
         knowledge: bool = False,
         on_retry: RetryCallback | None = None,
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> AsyncGenerator[AgentEvent, None]:
         """Yield the answer's text as it arrives, then one :class:`ReplyEnded`.
 
         A stream that stops early raises :class:`StreamCut` after the text that did arrive.

@@ -40,7 +40,7 @@ SHARDS = "0123456789abcdef"
 INDEX_TABLE = "conversations"
 TURNS_TABLE = "turns"
 TITLE_LENGTH = 60
-_CONVERSATION_FIELDS = {"title", "slug", "conversation_id", "archived", "updated_at"}
+_CONVERSATION_FIELDS = {"title", "slug", "agent_id", "conversation_id", "archived", "updated_at"}
 _JSON_ESCAPED = set('"\\') | {chr(c) for c in range(32)}
 
 
@@ -161,13 +161,13 @@ class HistoryStore:
 
     # -- conversations ----------------------------------------------------------------------
 
-    def create_conversation(self, slug: str, title: str = "") -> Conversation:
+    def create_conversation(self, slug: str, title: str = "", *, agent_id: str | None = None) -> Conversation:
         with self._lock.hold():
             while True:
                 conv_id = secrets.token_hex(4)
                 if str(_doc_id(conv_id)) not in self._records(self._shard(conv_id), INDEX_TABLE):
                     break
-            conversation = Conversation(id=conv_id, slug=slug, title=title)
+            conversation = Conversation(id=conv_id, slug=slug, title=title, agent_id=agent_id)
             with self._table(self._shard(conv_id), INDEX_TABLE) as table:
                 table.insert(Document(conversation.to_dict(), doc_id=_doc_id(conv_id)))
             return conversation
@@ -213,9 +213,13 @@ class HistoryStore:
         conversations.sort(key=lambda c: (c.updated_at, c.created_at), reverse=True)
         return conversations[:limit] if limit is not None else conversations
 
-    def latest_conversation(self, slug: str | None = None) -> Conversation | None:
+    def latest_conversation(self, slug: str | None = None, *, agent_id: str | None = None) -> Conversation | None:
+        """The latest active conversation, of this quick command or this agent when one is given."""
         for conversation in self.list_conversations():
-            if slug is None or conversation.slug == slug:
+            if agent_id is not None:
+                if conversation.agent_id == agent_id:
+                    return conversation
+            elif slug is None or (conversation.slug == slug and not conversation.agent_id):
                 return conversation
         return None
 
@@ -272,7 +276,12 @@ class HistoryStore:
                 conversation = self.repair_index(conv_id)  # a crash left the page ahead of the index
             seq = conversation.next_seq
             turn = Turn(
-                conversation=conv_id, seq=seq, prompt=prompt, input_data=input_data, slug=slug or conversation.slug
+                conversation=conv_id,
+                seq=seq,
+                prompt=prompt,
+                input_data=input_data,
+                slug=slug or conversation.slug or None,
+                agent_id=conversation.agent_id,
             )
             with self._table(self._page(conv_id, seq), TURNS_TABLE) as table:
                 table.insert(Document(turn.to_dict(), doc_id=seq + 1))
@@ -463,7 +472,8 @@ class HistoryStore:
         first, last = (turns[0], turns[-1]) if turns else (None, None)
         conversation = Conversation(
             id=conv_id,
-            slug=(last.slug if last and last.slug else "unknown"),
+            slug=(last.slug if last and last.slug else ("" if last and last.agent_id else "unknown")),
+            agent_id=last.agent_id if last else None,
             title=self._title_from(first.prompt) if first else "",
             conversation_id=next((t.conversation_id for t in reversed(turns) if t.conversation_id), None),
             created_at=first.created_at if first else now_iso(),

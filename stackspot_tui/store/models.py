@@ -11,8 +11,11 @@ PENDING = "PENDING"  # saved, create-execution not answered yet
 CANCELLED = "CANCELLED"  # the user stopped watching; the server may still run it
 TIMEOUT = "TIMEOUT"  # we stopped watching after the configured timeout
 LOCAL_ERROR = "ERROR"  # could not create or watch (network, auth, 4xx...), see ``error``
+# Agent turns: the answer streams in one request, so there is nothing to re-attach to.
+STREAMING = "STREAMING"  # the answer is arriving; ``result`` holds what arrived so far
+INCOMPLETE = "INCOMPLETE"  # the stream stopped before its end: cut, or no final event
 
-FINAL_TURN_STATUSES = frozenset({"COMPLETED", "FAILURE", "ERROR", CANCELLED, TIMEOUT})
+FINAL_TURN_STATUSES = frozenset({"COMPLETED", "FAILURE", "ERROR", CANCELLED, TIMEOUT, INCOMPLETE})
 
 
 def now_iso() -> str:
@@ -46,7 +49,18 @@ class Turn:
     created_at: str = field(default_factory=now_iso)
     sent_at: str | None = None
     finished_at: str | None = None
-    duration: float | None = None  # server-reported seconds
+    duration: float | None = None  # server-reported seconds (quick commands), seconds streamed (agents)
+    # Agent turns (quick-command turns leave these empty)
+    agent_id: str | None = None
+    stop_reason: str | None = None
+    message_id: str | None = None
+    tokens: dict[str, int] | None = None  # {"input", "output", "user", "enrichment"}, as the server gave them
+    sources: list[str] = field(default_factory=list)  # knowledge sources cited, as labels
+    incomplete: bool = False  # ``result`` is part of an answer: the stream was cut, stopped or killed
+
+    @property
+    def is_agent(self) -> bool:
+        return self.agent_id is not None
 
     @property
     def is_final(self) -> bool:
@@ -74,7 +88,7 @@ class Turn:
 @dataclass
 class Conversation:
     id: str  # local id (short, unique, typed on the CLI)
-    slug: str  # quick command
+    slug: str  # quick command ("" in an agent conversation)
     title: str = ""
     conversation_id: str | None = None  # StackSpot's id, reused on every later turn
     created_at: str = field(default_factory=now_iso)
@@ -83,6 +97,12 @@ class Conversation:
     next_seq: int = 0  # seq of the next turn: seqs are never reused
     archived: bool = False
     pending: list[int] = field(default_factory=list)  # seqs that need re-attach
+    agent_id: str | None = None  # the agent this conversation chats with, instead of a quick command
+
+    @property
+    def target(self) -> str:
+        """Who answers, as shown in lists and headings: the quick command's slug or the agent."""
+        return f"agent {self.agent_id}" if self.agent_id else self.slug
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
