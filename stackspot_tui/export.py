@@ -43,10 +43,27 @@ def _fence(text: str, info: str = "") -> str:
     return f"{fence}{info}\n{text}\n{fence}"
 
 
+def token_counts(tokens: dict[str, int] | None) -> str:
+    """ "230 out · 15 in (user 12, enrichment 3)", from whichever counts the server gave."""
+    if not tokens:
+        return ""
+    parts = [f"{tokens['output']} out"] if "output" in tokens else []
+    if "input" in tokens:
+        detail = ", ".join(f"{name} {tokens[name]}" for name in ("user", "enrichment") if name in tokens)
+        parts.append(f"{tokens['input']} in" + (f" ({detail})" if detail else ""))
+    return " · ".join(parts)
+
+
 def _turn_facts(turn: Turn) -> list[str]:
     facts = [f"status {turn.status}"]
+    if turn.incomplete:
+        facts.append("answer incomplete")
     if turn.execution_id:
         facts.append(f"execution {turn.execution_id}")
+    if turn.stop_reason:
+        facts.append(f"stop reason {turn.stop_reason}")
+    if turn.tokens:
+        facts.append("tokens " + token_counts(turn.tokens))
     if turn.duration is not None:
         facts.append(f"{turn.duration:g} s")
     facts.append(f"asked {turn.created_at}")
@@ -56,7 +73,7 @@ def _turn_facts(turn: Turn) -> list[str]:
 
 
 def _sources(turn: Turn) -> list[str]:
-    return [source for step in turn.steps for source in step.sources]
+    return [source for step in turn.steps for source in step.sources] + list(turn.sources)
 
 
 def _steps_line(turn: Turn) -> str:
@@ -65,7 +82,7 @@ def _steps_line(turn: Turn) -> str:
 
 def _header_facts(conversation: Conversation) -> list[tuple[str, str]]:
     return [
-        ("Quick command", conversation.slug),
+        ("Agent", conversation.agent_id) if conversation.agent_id else ("Quick command", conversation.slug),
         ("StackSpot conversation", conversation.conversation_id or "(none yet)"),
         ("Local id", conversation.id),
         ("Created", conversation.created_at),

@@ -15,6 +15,7 @@ from .engine import (
     TurnFinished,
     TurnSaved,
 )
+from .export import token_counts
 from .textsafe import one_line
 
 
@@ -96,17 +97,6 @@ def progress_lines(event: Event) -> list[ProgressLine]:
             ]
         return [ProgressLine(f"{turn.status} after {took_text}: {turn.error or 'no message'}", "error")]
     return []
-
-
-def token_counts(tokens: dict[str, int] | None) -> str:
-    """ "230 out · 15 in (user 12, enrichment 3)", from whichever counts the server gave."""
-    if not tokens:
-        return ""
-    parts = [f"{tokens['output']} out"] if "output" in tokens else []
-    if "input" in tokens:
-        detail = ", ".join(f"{name} {tokens[name]}" for name in ("user", "enrichment") if name in tokens)
-        parts.append(f"{tokens['input']} in" + (f" ({detail})" if detail else ""))
-    return " · ".join(parts)
 
 
 def _stopped_lines(event: AnswerStopped) -> list[ProgressLine]:

@@ -33,6 +33,8 @@ class SimProcess:
             STACKSPOT_CLIENT_ID="demo-client",
             STACKSPOT_CLIENT_SECRET=SECRET,
             STACKSPOT_API_URL=self.url,
+            STACKSPOT_AGENT_API_URL=self.url,
+            STACKSPOT_AGENT_TOOLS_URL=self.url,
             STACKSPOT_AUTH_URL=f"{self.url}/stackspot-freemium/oidc/oauth/token",
             STACKSPOT_TUI_DATA_DIR=str(data_dir),
             STACKSPOT_TUI_CONFIG=str(data_dir / "no-config.toml"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -161,3 +162,25 @@ async def test_a_quick_command_turn_hands_its_result_over_as_a_delta(service):
     turn = await service.send(conversation.id, "same words", on_event=events.append)
     assert [e.text for e in events if isinstance(e, AnswerDelta)] == ["same words"]
     assert turn.agent_id is None and turn.tokens is None
+
+
+async def test_agent_turns_search_export_and_import_with_their_fields(service, tmp_path):
+    from stackspot_tui import export
+
+    conversation = service.new_conversation(agent_id="demo-explainer")
+    turn = await service.send(conversation.id, "def area(r): return 3.14 * r * r")
+    assert service.store.search("What this does")[0].conversation.id == conversation.id
+    markdown = export.render("md", service.store.get_conversation(conversation.id), [turn])
+    assert "**Agent:** `demo-explainer`" in markdown and "stop reason stop" in markdown
+    assert "- Code explanations" in markdown and " out · " in markdown
+    document = export.render("json", service.store.get_conversation(conversation.id), [turn])
+    imported_conversation, imported_turns = export.from_document(json.loads(document))
+    imported = service.store.import_conversation(imported_conversation, imported_turns)
+    again = service.store.turns(imported.id)[0]
+    assert imported.agent_id == "demo-explainer" and imported.target == "agent demo-explainer"
+    assert (again.agent_id, again.tokens, again.sources, again.stop_reason) == (
+        turn.agent_id,
+        turn.tokens,
+        turn.sources,
+        turn.stop_reason,
+    )

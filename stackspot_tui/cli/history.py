@@ -104,7 +104,7 @@ def _conversations(args: argparse.Namespace, store: HistoryStore, streams: Strea
         mark = " [archived]" if c.archived else ""
         title = one_line(c.title or "(untitled)", 60)
         print(
-            f"{c.id}  {relative(c.updated_at):>10}  {c.turn_count:>4} turns  {c.slug:<20}  {title}{mark}",
+            f"{c.id}  {relative(c.updated_at):>10}  {c.turn_count:>4} turns  {one_line(c.target, 40):<20}  {title}{mark}",
             file=streams.stdout,
         )
     return EXIT_OK

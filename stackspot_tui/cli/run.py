@@ -7,10 +7,13 @@ import asyncio
 import json
 from typing import Any, TextIO
 
+from ..api.agents import valid_agent_id
 from ..api.models import result_to_text
-from ..engine import Event
+from ..engine import AnswerDelta, ConversationService, Event
 from ..progress import progress_lines
 from ..runtime import build_service, open_store
+from ..store.models import Conversation, Turn
+from ..textsafe import visible
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -30,16 +33,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         "run",
         parents=[common],
         intermixed=True,  # `run SLUG PROMPT --json` as well as `run SLUG --json PROMPT`
-        help="run one quick command turn headless",
-        description="Run a quick command and print its result. Progress goes to stderr.",
+        usage="%(prog)s [options] (SLUG | --agent AGENT_ID) [PROMPT]",
+        help="run one turn headless: a quick command, or a chat with an agent",
+        description="Run a quick command and print its result, or ask an agent and print its answer as it "
+        "streams. Progress goes to stderr.",
     )
-    run.add_argument("slug", metavar="SLUG", help="quick command slug")
+    run.add_argument("slug", metavar="SLUG", nargs="?", help="quick command slug (not with --agent)")
     run.add_argument(
         "prompt", metavar="PROMPT", nargs="?", help="the prompt; '-' or absent with piped stdin reads stdin"
     )
+    run.add_argument("--agent", metavar="AGENT_ID", help="chat with this StackSpot AI agent instead")
     run.add_argument("--json-input", action="store_true", help="send the prompt as a JSON object")
     conversation_options(run)
-    run.add_argument("--json", action="store_true", help="print one JSON object instead of the result text")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON instead of text: one object at the end (an agent's pieces before it, one per line)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="progress on stderr even when it is not a terminal")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     run.add_argument("--timeout", type=positive_float, metavar="SECONDS", help="give up watching after this long")
@@ -85,46 +95,114 @@ def read_prompt(prompt_arg: str | None, json_input: bool, stdin: TextIO) -> tupl
     return prompt, data
 
 
+def _target(args: argparse.Namespace) -> tuple[str | None, str | None, str | None]:
+    """(slug, agent id, prompt argument): with --agent the one positional is the prompt."""
+    if args.agent is None:
+        if args.slug is None:
+            raise UsageError("give a quick command SLUG, or --agent AGENT_ID")
+        return args.slug, None, args.prompt
+    if args.prompt is not None:
+        raise UsageError(f"with --agent, give only the PROMPT (got {args.slug!r} and {args.prompt!r})")
+    if not valid_agent_id(args.agent):
+        raise UsageError(f"--agent: {args.agent!r} is not an agent id (letters, digits, _ . : -)")
+    if args.json_input:
+        raise UsageError("--json-input is for quick commands: agents take a text prompt")
+    return None, args.agent, args.slug
+
+
+class AnswerWriter:
+    """The answer on stdout as it arrives, for both kinds of turn: text, or JSON lines."""
+
+    def __init__(self, stdout: TextIO, *, as_json: bool) -> None:
+        self._out = stdout
+        self._json = as_json
+        self._tty = stdout.isatty()
+        self.ends_with_newline = True
+        self.written = False
+
+    def delta(self, turn: Turn, text: str) -> None:
+        if self._json:
+            if turn.is_agent:  # a quick command's result is in the final object only
+                self._out.write(json.dumps({"delta": text}, ensure_ascii=False) + "\n")
+                self._out.flush()
+            return
+        self._out.write(visible(text) if self._tty else text)
+        self._out.flush()
+        self.written = True
+        self.ends_with_newline = text.endswith("\n")
+
+    def finish(self, turn: Turn, conversation: Conversation) -> None:
+        if self._json:
+            print(json.dumps(turn_document(turn, conversation), ensure_ascii=False), file=self._out)
+        elif self.written and not self.ends_with_newline:
+            print(file=self._out)
+        self._out.flush()
+
+
+def turn_document(turn: Turn, conversation: Conversation) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "status": turn.status,
+        "result": turn.result,
+        "error": turn.error,
+        "conversation_id": conversation.conversation_id,
+        "execution_id": turn.execution_id,
+        "conversation": conversation.id,
+        "turn": turn.seq,
+    }
+    if turn.is_agent:
+        document.update(
+            agent_id=turn.agent_id,
+            stop_reason=turn.stop_reason,
+            tokens=turn.tokens,
+            sources=turn.sources,
+            incomplete=turn.incomplete,
+        )
+    return document
+
+
+def _conversation_for(service: ConversationService, args: argparse.Namespace, slug: str | None, agent: str | None):
+    store = service.store
+    if args.conversation:
+        conversation = store.get_conversation(store.resolve_id(args.conversation))
+        if agent and conversation.agent_id != agent:
+            raise UsageError(f"conversation {conversation.id} is with {conversation.target}, not agent {agent}")
+        if slug and conversation.agent_id:
+            raise UsageError(f"conversation {conversation.id} is with {conversation.target}: use --agent")
+        return conversation
+    if args.continue_latest:
+        return service.latest_or_new(slug or "", agent_id=agent)
+    return service.new_conversation(slug or "", agent_id=agent)
+
+
 def _run(args: argparse.Namespace, streams: Streams) -> int:
     common = CommonOptions.from_args(args)
     settings = common.settings(streams, execution_timeout=args.timeout)
-    prompt, input_data = read_prompt(args.prompt, args.json_input, streams.stdin)
+    slug, agent, prompt_arg = _target(args)
+    prompt, input_data = read_prompt(prompt_arg, args.json_input, streams.stdin)
     show_progress = not args.quiet and (args.verbose or streams.stderr.isatty())
+    writer = AnswerWriter(streams.stdout, as_json=args.json)
 
     def on_event(event: Event) -> None:
-        if show_progress:
+        if isinstance(event, AnswerDelta):
+            writer.delta(event.turn, event.text)
+        elif show_progress:
             for line in progress_lines(event):
                 print(line.text, file=streams.stderr, flush=True)
 
     async def turn() -> int:
         service = build_service(settings, demo=common.demo)
         async with service.client:
-            store = service.store
-            if args.conversation:
-                conversation = store.get_conversation(store.resolve_id(args.conversation))
-            elif args.continue_latest:
-                conversation = service.latest_or_new(args.slug)
-            else:
-                conversation = service.new_conversation(args.slug)
-            turn = await service.send(conversation.id, prompt, input_data=input_data, slug=args.slug, on_event=on_event)
-            conversation = store.get_conversation(conversation.id)
-        if args.json:
-            document: dict[str, Any] = {
-                "status": turn.status,
-                "result": turn.result,
-                "error": turn.error,
-                "conversation_id": conversation.conversation_id,
-                "execution_id": turn.execution_id,
-                "conversation": conversation.id,
-                "turn": turn.seq,
-            }
-            print(json.dumps(document, ensure_ascii=False), file=streams.stdout)
-        elif turn.status == "COMPLETED":
-            print_result(result_to_text(turn.result), streams.stdout)
+            conversation = _conversation_for(service, args, slug, agent)
+            turn = await service.send(conversation.id, prompt, input_data=input_data, slug=slug, on_event=on_event)
+            conversation = service.store.get_conversation(conversation.id)
+        writer.finish(turn, conversation)
         if turn.status == "COMPLETED":
             return EXIT_OK
         if not args.json:
-            error(streams.stderr, turn.error or turn.status)
+            message = turn.error or turn.status
+            if turn.is_agent and turn.result:
+                message += f"; the answer above is partial (kept in conversation {conversation.id})"
+            error(streams.stderr, message)
         return EXIT_INTERRUPTED if turn.needs_reattach else EXIT_FAILED
 
     return asyncio.run(turn())

@@ -8,6 +8,10 @@ from ..runtime import sim_duration
 from .common import EXIT_OK, Streams, UsageError, positive_float
 
 
+def non_negative_float(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0") else positive_float(text)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     sim = sub.add_parser(
         "simulate",
@@ -20,11 +24,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     sim.add_argument("--client-id", default="demo-client", help="accepted client id (default demo-client)")
     sim.add_argument("--client-secret", default="demo-secret", help="accepted client secret (default demo-secret)")
     sim.add_argument("--token-ttl", type=positive_float, default=1199.0, help="token lifetime in seconds")
+    agents = sim.add_argument_group("agents")
+    agents.add_argument(
+        "--first-token", type=non_negative_float, default=0.8, help="seconds before an agent's first word (default 0.8)"
+    )
+    agents.add_argument("--word-rate", type=positive_float, default=40.0, help="words per second after it (default 40)")
+    agents.add_argument(
+        "--max-prompt-chars",
+        type=int,
+        default=200_000,
+        help="a conversation's prompts over this many characters get a 400 (default 200000)",
+    )
+    agents.add_argument("--no-agent-list", action="store_true", help="answer 404 to the agent listing")
     sim.set_defaults(handler=_simulate)
 
 
 def _simulate(args: argparse.Namespace, streams: Streams) -> int:
-    from ..sim import Simulator
+    from ..sim import Pacing, Simulator
     from ..sim.server import serve_forever
 
     simulator = Simulator(
@@ -32,6 +48,9 @@ def _simulate(args: argparse.Namespace, streams: Streams) -> int:
         client_secret=args.client_secret,
         token_ttl=args.token_ttl,
         duration=args.duration or sim_duration(),
+        pacing=Pacing(first_token=args.first_token, per_word=1 / args.word_rate),
+        max_prompt_chars=args.max_prompt_chars,
+        agent_listing=not args.no_agent_list,
     )
     try:
         serve_forever(simulator, args.host, args.port, out=streams.stdout)
