@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import resource
 import sys
@@ -14,14 +15,15 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 async def main(data_dir: str, conversation: str | None, extra: bool) -> None:
     from stackspot_tui.config import Settings
-    from stackspot_tui.runtime import build_service
+    from stackspot_tui.runtime import build_backend
     from stackspot_tui.tui.app import StackSpotApp
 
     settings = Settings(data_dir=Path(data_dir))
     app = StackSpotApp(
         settings,
         demo=True,
-        service_factory=lambda demo: build_service(settings, demo=True),
+        backend_factory=lambda demo: build_backend(settings, demo=True),
+        on_started=gc.freeze,  # as the real program does (tui.run_app)
         slug="code-review",
         conversation_id=conversation,
     )

@@ -11,7 +11,8 @@ import html
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,29 @@ from .textsafe import visible
 
 FORMAT_NAME = "stackspot-tui.conversation"
 FORMAT_VERSION = 1
-FORMATS = ("md", "json", "html", "txt")
+
+Renderer = Callable[[Conversation, list[Turn]], str]
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str  # the --format value and the file extension
+    title: str  # how the app's command palette names it
+    render: Renderer
+
+
+#: every export format, in the order the CLI and the app offer them; `@_export_format` fills it
+FORMATS: dict[str, ExportFormat] = {}
+
+
+def _export_format(name: str, title: str) -> Callable[[Renderer], Renderer]:
+    """Register a renderer: a new format is one decorated function in this module."""
+
+    def register(render: Renderer) -> Renderer:
+        FORMATS[name] = ExportFormat(name, title, render)
+        return render
+
+    return register
 
 
 class ExportWriteError(Exception):
@@ -97,6 +120,7 @@ def _answer(turn: Turn) -> str:
 # -- Markdown -------------------------------------------------------------------------------
 
 
+@_export_format("md", "Markdown")
 def to_markdown(conversation: Conversation, turns: Iterable[Turn]) -> str:
     out = [f"# {_clean(conversation.title) or 'Conversation'}", ""]
     out += [f"- **{name}:** `{value}`" for name, value in _header_facts(conversation)]
@@ -115,27 +139,6 @@ def to_markdown(conversation: Conversation, turns: Iterable[Turn]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-# -- plain text -------------------------------------------------------------------------------
-
-
-def to_text(conversation: Conversation, turns: Iterable[Turn]) -> str:
-    title = _clean(conversation.title) or "Conversation"
-    out = [title, "=" * len(title)]
-    out += [f"{name}: {value}" for name, value in _header_facts(conversation)]
-    for turn in turns:
-        heading = f"Turn {turn.seq + 1} ({', '.join(_turn_facts(turn))})"
-        out += ["", heading, "-" * len(heading), "You:", _clean(turn.prompt), ""]
-        if turn.steps:
-            out.append(f"Steps: {_clean(_steps_line(turn))}")
-        if turn.result is not None:
-            out += ["StackSpot:", _answer(turn)]
-        if turn.error:
-            out.append(f"Error: {_clean(turn.error)}")
-        for source in _sources(turn):
-            out.append(f"Source: {_clean(source)}")
-    return "\n".join(out).rstrip() + "\n"
-
-
 # -- JSON -------------------------------------------------------------------------------------
 
 
@@ -150,6 +153,7 @@ def to_document(conversation: Conversation, turns: Iterable[Turn]) -> dict[str, 
     }
 
 
+@_export_format("json", "JSON")
 def to_json(conversation: Conversation, turns: Iterable[Turn]) -> str:
     return json.dumps(to_document(conversation, turns), ensure_ascii=False, indent=2) + "\n"
 
@@ -202,6 +206,7 @@ def _markdown_html(text: str) -> str:
     return _markdown_parser().render(text)
 
 
+@_export_format("html", "HTML")
 def to_html(conversation: Conversation, turns: Iterable[Turn]) -> str:
     e = html.escape
     title = e(_clean(conversation.title) or "Conversation")
@@ -232,11 +237,45 @@ def to_html(conversation: Conversation, turns: Iterable[Turn]) -> str:
     )
 
 
-RENDERERS = {"md": to_markdown, "json": to_json, "html": to_html, "txt": to_text}
+# -- plain text -------------------------------------------------------------------------------
+
+
+@_export_format("txt", "plain text")
+def to_text(conversation: Conversation, turns: Iterable[Turn]) -> str:
+    title = _clean(conversation.title) or "Conversation"
+    out = [title, "=" * len(title)]
+    out += [f"{name}: {value}" for name, value in _header_facts(conversation)]
+    for turn in turns:
+        heading = f"Turn {turn.seq + 1} ({', '.join(_turn_facts(turn))})"
+        out += ["", heading, "-" * len(heading), "You:", _clean(turn.prompt), ""]
+        if turn.steps:
+            out.append(f"Steps: {_clean(_steps_line(turn))}")
+        if turn.result is not None:
+            out += ["StackSpot:", _answer(turn)]
+        if turn.error:
+            out.append(f"Error: {_clean(turn.error)}")
+        for source in _sources(turn):
+            out.append(f"Source: {_clean(source)}")
+    return "\n".join(out).rstrip() + "\n"
 
 
 def render(fmt: str, conversation: Conversation, turns: Iterable[Turn]) -> str:
-    return RENDERERS[fmt](conversation, list(turns))
+    return FORMATS[fmt].render(conversation, list(turns))
+
+
+def write_into(directory: Path, stem: str, fmt: str, text: str) -> Path:
+    """Write `stem.fmt` into the directory, never over an existing file (`stem-1.fmt`, …)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportWriteError(f"cannot create {directory}: {exc.strerror}") from None
+    path = directory / f"{stem}.{fmt}"
+    counter = 1
+    while path.exists():
+        path = directory / f"{stem}-{counter}.{fmt}"
+        counter += 1
+    write_new_file(path, text, force=False)
+    return path
 
 
 def write_new_file(path: Path, text: str, *, force: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""Wiring: settings -> API client (real or in-process simulator) -> store -> service."""
+"""Wiring: settings -> API client (real or in-process simulator) -> store -> service -> the app's backend."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .api import AgentClient, StackSpotClient
 from .config import Settings
-from .engine import ConversationService
+from .engine import Backend, ConversationService
 from .store import HistoryStore
 
 DEMO_CLIENT_ID = "demo-client"
@@ -62,3 +62,13 @@ def build_service(settings: Settings, *, demo: bool, store: HistoryStore | None 
     client = build_client(settings, demo=demo)
     agents = AgentClient.from_settings(demo_settings(settings) if demo else settings, client)
     return ConversationService(client, store, agents=agents)
+
+
+def build_backend(settings: Settings, *, demo: bool) -> Backend:
+    """What the app works with; in demo mode it also offers the simulator's quick commands."""
+    catalogue = None
+    if demo:
+        from .sim import quick_commands
+
+        catalogue = quick_commands()
+    return Backend(build_service(settings, demo=demo), catalogue=catalogue)

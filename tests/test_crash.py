@@ -119,13 +119,13 @@ TUI_CHILD = textwrap.dedent(
     """
     import asyncio
     from stackspot_tui.config import load_settings
-    from stackspot_tui.runtime import build_service
+    from stackspot_tui.runtime import build_backend
     from stackspot_tui.tui.app import StackSpotApp
     from stackspot_tui.tui.widgets import PromptInput
 
     async def main():
         settings = load_settings()
-        app = StackSpotApp(settings, service_factory=lambda demo: build_service(settings, demo=False),
+        app = StackSpotApp(settings, backend_factory=lambda demo: build_backend(settings, demo=False),
                            slug="delay-600")
         async with app.run_test() as pilot:
             for n in range(1000):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from stackspot_tui import export
 from stackspot_tui.api.models import Execution, result_to_text
-from stackspot_tui.engine import _step_summaries
+from stackspot_tui.engine.service import _step_summaries
 from stackspot_tui.store import HistoryStore
 
 json_values = st.recursive(

@@ -186,7 +186,7 @@ async def test_the_app_and_the_cli_write_one_history_at_once(server, tmp_path):
 
     from stackspot_tui.api import PollPolicy, StackSpotClient
     from stackspot_tui.config import Settings
-    from stackspot_tui.engine import ConversationService
+    from stackspot_tui.engine import Backend, ConversationService
     from stackspot_tui.tui.app import StackSpotApp
 
     store = HistoryStore(tmp_path / "history")
@@ -200,7 +200,7 @@ async def test_the_app_and_the_cli_write_one_history_at_once(server, tmp_path):
     )
     app = StackSpotApp(
         Settings(data_dir=tmp_path),
-        service=ConversationService(client, store),
+        backend=Backend(ConversationService(client, store)),
         slug="echo",
         conversation_id=conversation.id,
     )

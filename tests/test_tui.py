@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import pytest
 
 from stackspot_tui.api import PollPolicy, StackSpotClient
 from stackspot_tui.config import Settings
-from stackspot_tui.engine import ConversationService
-from stackspot_tui.sim import Simulator
+from stackspot_tui.engine import Backend, ConversationService
+from stackspot_tui.sim import Simulator, quick_commands
 from stackspot_tui.store import HistoryStore
 from stackspot_tui.tui.app import StackSpotApp
 from stackspot_tui.tui.chat import ChatScreen
@@ -20,7 +21,7 @@ from stackspot_tui.tui.widgets import ConversationBar, MessageView, ProgressLog,
 SIM = "https://sim.test"
 
 
-def make_service(root: Path, duration: float = 0.3) -> ConversationService:
+def make_service(root: Path, duration: float = 0.3, **client_options) -> ConversationService:
     simulator = Simulator(duration=duration)
     client = StackSpotClient(
         client_id="demo-client",
@@ -29,6 +30,7 @@ def make_service(root: Path, duration: float = 0.3) -> ConversationService:
         api_url=SIM,
         transport=simulator.transport(),
         poll=PollPolicy(initial=0.05, max_interval=0.2, min_interval=0.02),
+        **client_options,
     )
     service = ConversationService(client, HistoryStore(root / "history"))
     service.simulator = simulator
@@ -40,9 +42,16 @@ def service(tmp_path):
     return make_service(tmp_path)
 
 
+def make_backend(service: ConversationService) -> Backend:
+    """What `runtime.build_backend` gives the app in demo mode, on this test's service."""
+    return Backend(service, catalogue=quick_commands())
+
+
 def make_app(service, tmp_path, **kwargs) -> StackSpotApp:
     settings = kwargs.pop("settings", Settings(data_dir=tmp_path))
-    return StackSpotApp(settings, demo=True, service=service, slug=kwargs.pop("slug", "code-review"), **kwargs)
+    return StackSpotApp(
+        settings, demo=True, backend=make_backend(service), slug=kwargs.pop("slug", "code-review"), **kwargs
+    )
 
 
 async def until(pilot, condition, timeout: float = 10.0) -> None:
@@ -149,7 +158,7 @@ async def test_server_text_is_never_markup_or_escapes(service, tmp_path):
 
 async def test_first_run_without_credentials_offers_demo(tmp_path):
     settings = Settings(data_dir=tmp_path, config_path=tmp_path / "config.toml")
-    app = StackSpotApp(settings, demo=False, service_factory=lambda demo: make_service(tmp_path))
+    app = StackSpotApp(settings, demo=False, backend_factory=lambda demo: make_backend(make_service(tmp_path)))
     async with app.run_test(size=(100, 30)) as pilot:
         assert isinstance(app.screen, FirstRunScreen)
         text = str(app.screen.query_one("#explain").render())
@@ -160,7 +169,7 @@ async def test_first_run_without_credentials_offers_demo(tmp_path):
 
 
 async def test_first_run_quit(tmp_path):
-    app = StackSpotApp(Settings(data_dir=tmp_path), service_factory=lambda demo: make_service(tmp_path))
+    app = StackSpotApp(Settings(data_dir=tmp_path), backend_factory=lambda demo: make_backend(make_service(tmp_path)))
     async with app.run_test() as pilot:
         await pilot.press("q")
     assert app.return_code == 0
@@ -277,19 +286,40 @@ async def test_a_huge_answer_is_shown_as_text_not_markdown(service, tmp_path):
         assert prompt.query(TextArea) and prompt.text == big
 
 
-async def test_rate_limit_wait_is_shown_with_a_countdown(service, tmp_path):
+async def test_rate_limit_wait_is_shown_with_a_countdown(tmp_path, monkeypatch, fake_time):
+    """The client waits out a 3 s Retry-After: the countdown reads 3, 2, 1 on a fake clock,
+    and the retry goes out only when the test lets the wait end."""
     from stackspot_tui.tui.widgets import WaitStatus
 
+    retry_wait = asyncio.Event()
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        if seconds < 1:  # polling: real, short
+            await asyncio.sleep(seconds)
+            return
+        waits.append(seconds)  # the rate-limit wait: held until the test releases it
+        await retry_wait.wait()
+
+    monkeypatch.setattr(WaitStatus, "clock", fake_time.clock)
+    service = make_service(tmp_path, sleep=sleep)
+    service.simulator.retry_after = 3.0
     app = make_app(service, tmp_path, slug="sim-rate-limit")
     async with app.run_test(size=(120, 40)) as pilot:
         prompt = app.screen.query_one(PromptInput)
         prompt.load_text("please")
         await pilot.press("enter")
         wait = app.screen.query_one(WaitStatus)
-        await until(pilot, lambda: wait.has_class("waiting"))
-        assert "rate limited: retrying in 1 s" in str(wait.render())
+        await until(pilot, lambda: wait.has_class("waiting") and waits == [3.0])
+        assert "rate limited: retrying in 3 s" in str(wait.render())
+        for now_shown in ("2", "1"):
+            fake_time.now += 1.0
+            await until(pilot, lambda now_shown=now_shown: f"retrying in {now_shown} s" in str(wait.render()))
+            assert wait.has_class("waiting") and not messages(app, "assistant")
+        retry_wait.set()
         await until(pilot, lambda: messages(app, "assistant") and not app.chat.running)
         assert not wait.has_class("waiting")
+        assert len(creates(service)) == 2  # the 429, then the retry
         log = log_text(app)
         assert "rate limited" in log and "retry 1/" in log and "COMPLETED in" in log
 
@@ -300,7 +330,7 @@ async def test_a_damaged_history_in_demo_mode_exits_with_a_message(tmp_path):
     def broken(demo):
         raise HistoryCorruptError(tmp_path / "index" / "0.json", "not valid JSON")
 
-    app = StackSpotApp(Settings(data_dir=tmp_path), demo=True, service_factory=broken)
+    app = StackSpotApp(Settings(data_dir=tmp_path), demo=True, backend_factory=broken)
     async with app.run_test() as pilot:
         await pilot.pause()
     assert app.return_code == 1

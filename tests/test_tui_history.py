@@ -7,7 +7,8 @@ from test_tui import creates, make_app, make_service, messages, send, until
 
 from stackspot_tui.store import HistoryStore
 from stackspot_tui.tui.chat import ChatScreen
-from stackspot_tui.tui.history import ConfirmScreen, ConversationsScreen, TextPrompt
+from stackspot_tui.tui.history import ConversationsScreen
+from stackspot_tui.tui.screens import ConfirmScreen, TextPrompt
 
 
 @pytest.fixture

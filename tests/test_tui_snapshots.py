@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_tui import make_service
+from test_tui import make_backend, make_service
 
 from stackspot_tui.config import Settings
 from stackspot_tui.tui.app import StackSpotApp
@@ -14,7 +14,7 @@ CONFIG = Path("/home/user/.config/stackspot-tui/config.toml")
 
 def demo_app(tmp_path) -> StackSpotApp:
     settings = Settings(data_dir=tmp_path, config_path=CONFIG)
-    return StackSpotApp(settings, demo=True, service=make_service(tmp_path), slug="code-review")
+    return StackSpotApp(settings, demo=True, backend=make_backend(make_service(tmp_path)), slug="code-review")
 
 
 def test_main_screen(snap_compare, tmp_path):
@@ -27,6 +27,7 @@ def test_help_screen(snap_compare, tmp_path):
 
 def test_first_run_screen(snap_compare, tmp_path):
     app = StackSpotApp(
-        Settings(data_dir=tmp_path, config_path=CONFIG), service_factory=lambda demo: make_service(tmp_path)
+        Settings(data_dir=tmp_path, config_path=CONFIG),
+        backend_factory=lambda demo: make_backend(make_service(tmp_path)),
     )
     assert snap_compare(app, terminal_size=(100, 30))

@@ -15,10 +15,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def launch(args: argparse.Namespace, streams: Streams) -> int:
+    from ..runtime import build_backend
     from ..tui import AppOptions, run_app  # Textual loads only when the app opens
 
     common = CommonOptions.from_args(args)
+    settings = common.settings(streams, slug=args.slug)
     options = AppOptions(
         demo=common.demo, slug=args.slug, conversation=args.conversation, continue_latest=args.continue_latest
     )
-    return run_app(common.settings(streams, slug=args.slug), options)
+    return run_app(settings, options, lambda demo: build_backend(settings, demo=demo))

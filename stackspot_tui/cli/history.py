@@ -51,12 +51,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(handler=_on_history(_search))
 
-    formats = f"{', '.join(export.FORMATS[:-1])} or {export.FORMATS[-1]}"
+    names = list(export.FORMATS)
+    formats = f"{', '.join(names[:-1])} or {names[-1]}"
     p = sub.add_parser("export", parents=[common], help=f"export conversations as {formats}")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("id", metavar="ID", nargs="?", help="local conversation id or unique prefix")
     target.add_argument("--all", action="store_true", help="every conversation (needs -o DIR)")
-    p.add_argument("--format", "-f", choices=export.FORMATS, default="md")
+    p.add_argument("--format", "-f", choices=names, default="md")
     p.add_argument("-o", "--output", metavar="PATH", help="file (or directory with --all); default stdout")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(handler=_on_history(_export))

@@ -1,10 +1,15 @@
-"""Textual UI. Talks to the engine and the store objects, never to httpx or TinyDB directly."""
+"""Textual UI. Talks to the engine's `Backend` only: never to the client, the store or the simulator."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import Settings
+from ..engine import Backend
+
+#: builds the backend, for demo mode (True) or StackSpot (False)
+BackendFactory = Callable[[bool], Backend]
 
 
 @dataclass(frozen=True)
@@ -17,25 +22,33 @@ class AppOptions:
     continue_latest: bool = False  # open the latest conversation (of `slug`, if given)
 
 
-def run_app(settings: Settings, options: AppOptions) -> int:
-    from ..runtime import build_service, open_store
+def run_app(settings: Settings, options: AppOptions, open_backend: BackendFactory) -> int:
+    """Run the app in this terminal until it quits; its exit status."""
+    import gc
+
     from .app import StackSpotApp
 
+    backend = None
     conversation_id = None
     if options.demo or settings.has_credentials:
-        # Resolve ids before the screen starts so a bad id is a one-line CLI error.
-        store = open_store(settings, demo=options.demo)
+        # Open the history and resolve ids before the screen starts: a bad id is a one-line error.
+        backend = open_backend(options.demo)
         if options.conversation:
-            conversation_id = store.resolve_id(options.conversation)
+            conversation_id = backend.resolve_id(options.conversation)
         elif options.continue_latest:
-            latest = store.latest_conversation(options.slug)
+            latest = backend.latest_conversation(options.slug)
             conversation_id = latest.id if latest else None
     app = StackSpotApp(
         settings,
         demo=options.demo,
-        service_factory=lambda demo_mode: build_service(settings, demo=demo_mode),
+        backend=backend,
+        backend_factory=open_backend,
         slug=options.slug,
         conversation_id=conversation_id,
+        # What start-up builds (Textual, the screen, parsed history) lives as long as the app:
+        # keep it out of the cyclic GC, whose full passes otherwise stall the UI ~150 ms each.
+        # Only in the real program: in tests it would freeze every app the process ever ran.
+        on_started=gc.freeze,
     )
     app.run()
     return app.return_code or 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable
 
 from textual import work
@@ -10,10 +9,8 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from ..api import StackSpotError
 from ..config import ConfigError, Settings
-from ..engine import ConversationService
-from ..store import HistoryError
+from ..engine import Backend, HistoryError, StackSpotError
 from .chat import ChatScreen
 from .history import ConversationsScreen
 from .screens import FirstRunScreen, HelpScreen, SlugPicker
@@ -35,25 +32,27 @@ class StackSpotApp(App[int]):
         settings: Settings,
         *,
         demo: bool = False,
-        service: ConversationService | None = None,
-        service_factory: Callable[[bool], ConversationService] | None = None,
+        backend: Backend | None = None,
+        backend_factory: Callable[[bool], Backend] | None = None,
         slug: str | None = None,
         conversation_id: str | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.demo = demo
-        self.service = service
-        self._service_factory = service_factory
+        self.backend = backend
+        self._backend_factory = backend_factory
         self._slug = slug
         self._conversation_id = conversation_id
+        self._on_started = on_started  # called once the first conversation is on screen
         self.reattaching: set[tuple[str, int]] = set()  # turns the background worker is polling
 
     # -- start --------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
         self.set_keymap(dict(self.settings.keymap))
-        if self.service is None and not self.demo and not self.settings.has_credentials:
+        if self.backend is None and not self.demo and not self.settings.has_credentials:
             self.push_screen(FirstRunScreen(str(self.settings.config_path)), self._first_run_choice)
         else:
             self._open_chat()
@@ -66,33 +65,32 @@ class StackSpotApp(App[int]):
         self._open_chat()
 
     def _open_chat(self) -> None:
-        if self.service is None:
-            assert self._service_factory is not None, "give a service or a service factory"
+        if self.backend is None:
+            assert self._backend_factory is not None, "give a backend or a backend factory"
             try:
-                self.service = self._service_factory(self.demo)
+                self.backend = self._backend_factory(self.demo)
             except (HistoryError, StackSpotError, ConfigError) as exc:  # say it in one line and leave
                 self.exit(return_code=1, message=f"stackspot-tui: error: {exc}")
                 return
         slug = self._slug or self.settings.slug
         if not slug and not self._conversation_id:
-            latest = self.service.store.latest_conversation()
+            latest = self.backend.latest_conversation()
             slug = latest.slug if latest else (DEMO_DEFAULT_SLUG if self.demo else None)
-        self.push_screen(ChatScreen(self.service, slug=slug, conversation_id=self._conversation_id, demo=self.demo))
+        self.push_screen(ChatScreen(self.backend, slug=slug, conversation_id=self._conversation_id, demo=self.demo))
         self._reattach_elsewhere()
-        # What start-up built (Textual, the screen, parsed history) lives as long as the app:
-        # keep it out of the cyclic GC, whose full passes otherwise stall the UI ~150 ms each.
-        self.call_after_refresh(gc.freeze)
+        if self._on_started is not None:
+            self.call_after_refresh(self._on_started)
 
     @work(group="reattach", exit_on_error=False)
     async def _reattach_elsewhere(self) -> None:
         """Executions left running in other conversations complete in the background."""
-        assert self.service is not None
-        pending = [(c, t) for c, t in self.service.store.pending_turns() if c.id != self._conversation_id]
+        assert self.backend is not None
+        pending = [(c, t) for c, t in self.backend.pending_turns() if c.id != self._conversation_id]
         self.reattaching = {(t.conversation, t.seq) for _, t in pending}
         done = 0
         for conversation, turn in pending:
             try:
-                finished = await self.service.reattach(conversation.id, turn.seq)
+                finished = await self.backend.reattach(conversation.id, turn.seq)
             finally:
                 self.reattaching.discard((turn.conversation, turn.seq))
             done += finished.status == "COMPLETED"
@@ -125,24 +123,18 @@ class StackSpotApp(App[int]):
         yield SystemCommand(
             "Conversations", "List, search, rename, archive, delete, export (ctrl+l)", chat.action_conversations
         )
-        for fmt, name in (("md", "Markdown"), ("json", "JSON"), ("html", "HTML"), ("txt", "plain text")):
+        for fmt in chat.backend.export_formats:
             yield SystemCommand(
-                f"Export conversation as {name}", f"Write ./<id>.{fmt}", lambda fmt=fmt: chat.export_current(fmt)
+                f"Export conversation as {fmt.title}",
+                f"Write ./<id>.{fmt.name}",
+                lambda name=fmt.name: chat.export_current(name),
             )
         yield SystemCommand("Keys", "Show every key (F1)", self.action_help)
 
     def pick_slug(self, callback: Callable[[str | None], None]) -> None:
-        suggestions: dict[str, str] = {}
-        if self.service is not None:
-            for conversation in self.service.store.list_conversations(archived=None, limit=200):
-                suggestions.setdefault(conversation.slug, "recent")
-        if self.demo:
-            from ..sim import quick_commands
-
-            for slug, about in quick_commands().items():
-                suggestions.setdefault(slug, about)
+        suggestions = self.backend.quick_commands() if self.backend is not None else []
         current = self.chat.slug if self.chat else None
-        self.push_screen(SlugPicker(list(suggestions.items()), current), callback)
+        self.push_screen(SlugPicker(suggestions, current), callback)
 
     def help_rows(self) -> list[tuple[str, str, str]]:
         keymap = dict(self.settings.keymap)

@@ -13,12 +13,20 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from ..api.models import result_to_text
-from ..engine import ConversationService, Event, ExecutionStarted, Progressed, Retrying, TurnFinished
-from ..export import ExportWriteError
+from ..engine import (
+    Backend,
+    Conversation,
+    Event,
+    ExecutionStarted,
+    ExportWriteError,
+    HistoryError,
+    Progressed,
+    Retrying,
+    Turn,
+    TurnFinished,
+    answer_text,
+)
 from ..progress import ProgressLine, progress_lines, seconds, step_line
-from ..store import HistoryError
-from ..store.models import Conversation, Turn
 from .widgets import ConversationBar, MessageView, ProgressLog, PromptInput, WaitStatus, turn_messages
 
 #: turns shown when a conversation opens; older ones load on demand
@@ -39,9 +47,9 @@ class ChatScreen(Screen):
         Binding("delete", "delete_turn", "Delete turn", show=False, id="delete_turn"),
     ]
 
-    def __init__(self, service: ConversationService, *, slug: str | None, conversation_id: str | None, demo: bool):
+    def __init__(self, backend: Backend, *, slug: str | None, conversation_id: str | None, demo: bool):
         super().__init__()
-        self.service = service
+        self.backend = backend
         self.slug = slug
         self.demo = demo
         self.conversation: Conversation | None = None
@@ -107,14 +115,13 @@ class ChatScreen(Screen):
         if self.running:
             self.notify("A turn is running: cancel it (Esc) before switching.", severity="warning")
             return
-        store = self.service.store
-        conversation = store.get_conversation(conv_id)
+        conversation = self.backend.conversation(conv_id)
         self.conversation = conversation
         self.slug = conversation.slug
         first = max(0, conversation.next_seq - RECENT_TURNS)
         if focus_seq is not None:
             first = min(first, focus_seq)
-        turns = store.turns(conv_id, start=first)
+        turns = self.backend.turns(conv_id, start=first)
         self._first_shown_seq = first
         self.transcript.remove_children()
         self.log_view.clear()
@@ -154,7 +161,7 @@ class ChatScreen(Screen):
         if not self.conversation or self._first_shown_seq == 0:
             return
         start = max(0, self._first_shown_seq - RECENT_TURNS)
-        turns = self.service.store.turns(self.conversation.id, start=start, limit=self._first_shown_seq - start)
+        turns = self.backend.turns(self.conversation.id, start=start, limit=self._first_shown_seq - start)
         anchor = self.transcript.children[1] if len(self.transcript.children) > 1 else None
         for turn in turns:
             self.transcript.mount_all(turn_messages(turn), before=anchor)
@@ -179,7 +186,7 @@ class ChatScreen(Screen):
             return
         prompt = message.text
         if self.conversation is None:
-            self.conversation = self.service.new_conversation(self.slug)
+            self.conversation = self.backend.new_conversation(self.slug)
         self.query(".tip").remove()
         self.transcript.mount(
             MessageView("user", prompt, note=f"turn {self.conversation.next_seq + 1}", seq=self.conversation.next_seq)
@@ -193,7 +200,7 @@ class ChatScreen(Screen):
 
     @work(exclusive=True, group="turn", exit_on_error=False)
     async def _send(self, conv_id: str, prompt: str, slug: str) -> Turn:
-        return await self.service.send(conv_id, prompt, slug=slug, on_event=self.on_engine_event)
+        return await self.backend.send(conv_id, prompt, slug=slug, on_event=self.on_engine_event)
 
     def _start_reattach(self, turn: Turn) -> None:
         self._running_prompt = ""
@@ -203,7 +210,7 @@ class ChatScreen(Screen):
     @work(exclusive=True, group="turn", exit_on_error=False)
     async def _reattach(self, conv_id: str, seq: int) -> Turn:
         self.log_view.heading(f"turn {seq + 1} · re-attaching")
-        return await self.service.reattach(conv_id, seq, on_event=self.on_engine_event)
+        return await self.backend.reattach(conv_id, seq, on_event=self.on_engine_event)
 
     def on_engine_event(self, event: Event) -> None:
         for line in progress_lines(event):
@@ -215,7 +222,7 @@ class ChatScreen(Screen):
         elif isinstance(event, (Progressed, TurnFinished, ExecutionStarted)):
             wait.stop()
         if isinstance(event, (Progressed, TurnFinished)):
-            self.conversation = self.service.store.get_conversation(event.turn.conversation)
+            self.conversation = self.backend.conversation(event.turn.conversation)
             self._refresh_bar()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -250,7 +257,7 @@ class ChatScreen(Screen):
     def _show_finished(self, turn: Turn) -> None:
         if turn.result is not None:
             self.transcript.mount(
-                MessageView("assistant", result_to_text(turn.result), note=turn.status, markdown=True, seq=turn.seq)
+                MessageView("assistant", answer_text(turn), note=turn.status, markdown=True, seq=turn.seq)
             )
         if turn.status != "COMPLETED":
             text = turn.error or turn.status
@@ -262,8 +269,8 @@ class ChatScreen(Screen):
         if self.conversation is None or self.running:
             return
         busy_elsewhere: set[tuple[str, int]] = getattr(self.app, "reattaching", set())
-        for seq in self.service.store.get_conversation(self.conversation.id).pending:
-            turn = self.service.store.get_turn(self.conversation.id, seq)
+        for seq in self.backend.conversation(self.conversation.id).pending:
+            turn = self.backend.turn(self.conversation.id, seq)
             if turn.needs_reattach and not turn.error and (turn.conversation, seq) not in busy_elsewhere:
                 self._start_reattach(turn)  # one at a time; the next is picked up when it ends
                 return
@@ -304,7 +311,7 @@ class ChatScreen(Screen):
             # A conversation belongs to one quick command: a new slug starts a new conversation.
             self.action_new_conversation()
         elif self.conversation is not None:
-            self.conversation = self.service.store.update_conversation(self.conversation.id, slug=slug)
+            self.conversation = self.backend.set_slug(self.conversation.id, slug)
         self._refresh_bar()
         self.query(".tip").remove()
         self._welcome()
@@ -313,34 +320,31 @@ class ChatScreen(Screen):
     def action_conversations(self) -> None:
         from .history import ConversationsScreen
 
-        self.app.push_screen(ConversationsScreen(self.service.store, Path.cwd()), self._conversation_chosen)
+        self.app.push_screen(ConversationsScreen(self.backend, Path.cwd()), self._conversation_chosen)
 
     def _conversation_chosen(self, choice: tuple[str, int | None] | None) -> None:
-        store = self.service.store
         if choice is not None:
             self.open_conversation(choice[0], focus_seq=choice[1])
         elif self.conversation is not None:
             try:
-                self.conversation = store.get_conversation(self.conversation.id)
+                self.conversation = self.backend.conversation(self.conversation.id)
                 self._refresh_bar()
             except HistoryError:  # deleted from the list
                 self.action_new_conversation()
 
     def export_current(self, fmt: str) -> None:
-        from .history import export_conversation
-
         if self.conversation is None:
             self.notify("Nothing to export yet.", severity="warning")
             return
         try:
-            path = export_conversation(self.service.store, self.conversation, fmt, Path.cwd())
-        except (OSError, ExportWriteError) as exc:  # unwritable directory: say so, keep the app
+            path = self.backend.export(self.conversation.id, fmt, Path.cwd())
+        except ExportWriteError as exc:  # unwritable directory: say so, keep the app
             self.notify(str(exc), severity="error")
             return
         self.notify(f"Exported to {path}")
 
     def action_delete_turn(self) -> None:
-        from .history import ConfirmScreen
+        from .screens import ConfirmScreen
 
         focused = self.focused
         if not isinstance(focused, MessageView) or focused.seq is None or self.conversation is None or self.running:
@@ -349,7 +353,7 @@ class ChatScreen(Screen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.service.store.delete_turn(conv_id, seq)
+                self.backend.delete_turn(conv_id, seq)
                 self.open_conversation(conv_id)
 
         self.app.push_screen(ConfirmScreen(f"Delete turn {seq + 1} of this conversation?"), answered)

@@ -9,79 +9,22 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Input, OptionList, Static
+from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from .. import export
-from ..store import HistoryStore
-from ..store.models import Conversation
+from ..engine import Backend, Conversation, ExportWriteError, SearchHit
 from ..textsafe import visible
 from ..timefmt import relative
+from .screens import ConfirmScreen, TextPrompt
 
 SEARCH_MIN_CHARS = 3
 SEARCH_DEBOUNCE_SECONDS = 0.25
 FILTER_DEBOUNCE_SECONDS = 0.12
 SHOWN_CONVERSATIONS = 200  # the list widget stays quick; typing narrows it
-
-
-class ConfirmScreen(ModalScreen[bool]):
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 64; height: auto; border: thick $error; background: $surface; padding: 1 2; }
-    ConfirmScreen Horizontal { height: auto; margin-top: 1; align-horizontal: center; }
-    ConfirmScreen Button { margin: 0 2; }
-    """
-    BINDINGS = [
-        Binding("y", "answer(True)", "Yes", id="confirm_yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm_no"),
-    ]
-
-    def __init__(self, question: str) -> None:
-        super().__init__()
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text(visible(self.question)))
-            with Horizontal():
-                yield Button("Delete (y)", variant="error", id="yes")
-                yield Button("Keep (n)", id="no")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
-
-
-class TextPrompt(ModalScreen[str | None]):
-    """One line of text (a new title)."""
-
-    DEFAULT_CSS = """
-    TextPrompt { align: center middle; }
-    TextPrompt > Vertical { width: 70; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
-    """
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="text_prompt_cancel")]
-
-    def __init__(self, label: str, value: str) -> None:
-        super().__init__()
-        self.label = label
-        self.value = value
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text(self.label, style="bold"))
-            yield Input(value=self.value, id="value")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
@@ -108,12 +51,13 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
         Binding("down", "focus_list", "List", show=False, id="conversations_list"),
     ]
 
-    def __init__(self, store: HistoryStore, export_dir: Path) -> None:
+    def __init__(self, backend: Backend, export_dir: Path) -> None:
         super().__init__()
-        self.store = store
+        self.backend = backend
         self.export_dir = export_dir
         self.show_archived = False
-        self.export_format = "md"
+        self.export_formats = [fmt.name for fmt in backend.export_formats]
+        self.export_format = self.export_formats[0]
         self._refresh_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -133,7 +77,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
 
     def refresh_list(self) -> None:
         needle = self.query_one(Input).value.strip()
-        conversations = self.store.list_conversations(archived=self.show_archived)
+        conversations = self.backend.conversations(archived=self.show_archived)
         lowered = needle.lower()
         matching = [c for c in conversations if lowered in (c.title or "").lower() or lowered in c.slug.lower()]
         self.results.clear_options()
@@ -158,11 +102,11 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
         time.sleep(SEARCH_DEBOUNCE_SECONDS)
         if get_current_worker().is_cancelled:
             return  # a newer keystroke started another search
-        hits = [h for h in self.store.search(needle, limit=100) if h.conversation.archived == archived]
+        hits = [h for h in self.backend.search(needle, limit=100) if h.conversation.archived == archived]
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show_hits, needle, hits)
 
-    def _show_hits(self, needle: str, hits: list) -> None:
+    def _show_hits(self, needle: str, hits: list[SearchHit]) -> None:
         if needle != self.query_one(Input).value.strip():
             return
         self.results.add_options(
@@ -218,7 +162,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
                 return None
             index = 0
         conv_id = (self.results.get_option_at_index(index).id or "").partition(":")[0]
-        return self.store.get_conversation(conv_id)
+        return self.backend.conversation(conv_id)
 
     def action_focus_list(self) -> None:
         if self.results.option_count:
@@ -236,7 +180,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
 
         def renamed(title: str | None) -> None:
             if title:
-                self.store.update_conversation(conversation.id, title=title)
+                self.backend.rename(conversation.id, title)
                 self.refresh_list()
 
         self.app.push_screen(TextPrompt(f"New title for {conversation.id}", conversation.title), renamed)
@@ -244,7 +188,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
     def action_toggle_archive(self) -> None:
         conversation = self._selected()
         if conversation is not None:
-            self.store.update_conversation(conversation.id, archived=not conversation.archived)
+            self.backend.set_archived(conversation.id, not conversation.archived)
             self.notify(f"{'Unarchived' if conversation.archived else 'Archived'} {conversation.id}")
             self.refresh_list()
 
@@ -259,7 +203,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.store.delete_conversation(conversation.id)
+                self.backend.delete_conversation(conversation.id)
                 self.notify(f"Deleted {conversation.id}")
                 self.refresh_list()
 
@@ -271,25 +215,13 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
         if conversation is None:
             return
         try:
-            path = export_conversation(self.store, conversation, self.export_format, self.export_dir)
-        except (OSError, export.ExportWriteError) as exc:
+            path = self.backend.export(conversation.id, self.export_format, self.export_dir)
+        except ExportWriteError as exc:
             self.notify(str(exc), severity="error")
             return
         self.notify(f"Exported to {path}")
 
     def action_cycle_format(self) -> None:
-        formats = export.FORMATS
+        formats = self.export_formats
         self.export_format = formats[(formats.index(self.export_format) + 1) % len(formats)]
         self.refresh_list()
-
-
-def export_conversation(store: HistoryStore, conversation: Conversation, fmt: str, directory: Path) -> Path:
-    """Write an export next to the others, never over an existing file."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{conversation.id}.{fmt}"
-    counter = 1
-    while path.exists():
-        path = directory / f"{conversation.id}-{counter}.{fmt}"
-        counter += 1
-    export.write_new_file(path, export.render(fmt, conversation, store.turns(conversation.id)), force=False)
-    return path

@@ -3,8 +3,10 @@ and reaches the screen as `rich.text.Text` or Markdown source, never as markup."
 
 from __future__ import annotations
 
+import math
 import re
 import textwrap
+import time
 
 from rich.highlighter import Highlighter
 from rich.text import Text
@@ -16,9 +18,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Log, Markdown, Static, TextArea
 
-from ..api.models import result_to_text
+from ..engine import Turn, answer_text
 from ..progress import ProgressLine
-from ..store.models import Turn
 from ..textsafe import visible
 
 # Textual's Markdown builds a widget per block and highlights each code block: fine for
@@ -113,9 +114,7 @@ def turn_messages(turn: Turn) -> list[MessageView]:
     """The transcript widgets of a stored turn."""
     views = [MessageView("user", turn.prompt, note=f"turn {turn.seq + 1}", seq=turn.seq)]
     if turn.result is not None:
-        views.append(
-            MessageView("assistant", result_to_text(turn.result), note=turn.status, markdown=True, seq=turn.seq)
-        )
+        views.append(MessageView("assistant", answer_text(turn), note=turn.status, markdown=True, seq=turn.seq))
     if turn.error and turn.status != "COMPLETED":
         views.append(MessageView("error", turn.error, note=turn.status, seq=turn.seq))
     elif turn.needs_reattach:
@@ -186,26 +185,31 @@ class WaitStatus(Static):
     WaitStatus { height: 1; color: $warning; padding: 0 1; display: none; }
     WaitStatus.waiting { display: block; }
     """
+    TICK_SECONDS = 0.25
+    clock = staticmethod(time.monotonic)  # the deadline's clock (tests use a fake one)
     remaining: reactive[float] = reactive(0.0)
 
     def on_mount(self) -> None:
         self._what = ""
-        self.set_interval(0.25, self._tick)
+        self._deadline = 0.0
+        self.set_interval(self.TICK_SECONDS, self._tick)
 
     def start(self, what: str, seconds: float) -> None:
         self._what = what
+        self._deadline = self.clock() + seconds
         self.remaining = seconds
 
     def stop(self) -> None:
         self.remaining = 0.0
 
     def _tick(self) -> None:
+        # Read off the clock, not counted down per tick: a busy loop delays ticks, not the retry.
         if self.remaining > 0:
-            self.remaining = max(0.0, self.remaining - 0.25)
+            self.remaining = max(0.0, self._deadline - self.clock())
 
     def watch_remaining(self, value: float) -> None:
         self.set_class(value > 0, "waiting")
-        self.update(Text(f"⏳ {self._what}: retrying in {value:.0f} s"))
+        self.update(Text(f"⏳ {self._what}: retrying in {math.ceil(value)} s"))
 
 
 class PromptInput(TextArea):

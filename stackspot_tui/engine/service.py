@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .api import (
+from ..api import (
     AgentClient,
     AgentReply,
     Execution,
@@ -30,10 +30,9 @@ from .api import (
     StreamCut,
     TextDelta,
 )
-from .ids import ulid
-from .partial import PartialSaver
-from .store import HistoryStore
-from .store.models import (
+from ..ids import ulid
+from ..store import HistoryStore
+from ..store.models import (
     CANCELLED,
     INCOMPLETE,
     LOCAL_ERROR,
@@ -43,6 +42,7 @@ from .store.models import (
     Turn,
     now_iso,
 )
+from .partial import PartialSaver
 
 # After these errors the execution cannot be watched again: the turn ends as ERROR.
 # Other errors (network, 5xx, rate limit, auth, timeout) leave it re-attachable.

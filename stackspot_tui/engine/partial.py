@@ -7,8 +7,8 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from .store import HistoryStore
-from .store.models import Turn
+from ..store import HistoryStore
+from ..store.models import Turn
 
 
 class PartialSaver:

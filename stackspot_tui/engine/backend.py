@@ -1,0 +1,114 @@
+"""The app's one door: turns, stored history, exports and quick-command lists.
+
+Screens hold a `Backend` and nothing behind it: no client, no store, no simulator. What it
+is built on (StackSpot or the simulator, this history or another) is decided by whoever
+builds it (`runtime.build_backend`), so the app could be pointed elsewhere without
+touching a screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from .. import export
+from ..api import result_to_text
+from ..store import SearchHit
+from ..store.models import Conversation, Turn
+from .service import ConversationService, EventCallback
+
+RECENT_SLUGS_FROM = 200  # conversations looked at for recently used quick commands
+
+
+def answer_text(turn: Turn) -> str:
+    """A turn's answer as text (StackSpot may answer a string or a JSON value)."""
+    return result_to_text(turn.result)
+
+
+class Backend:
+    def __init__(self, service: ConversationService, *, catalogue: Mapping[str, str] | None = None) -> None:
+        self._service = service
+        self._store = service.store
+        self._catalogue = dict(catalogue or {})  # slug -> what it does (the demo's quick commands)
+
+    # -- turns ------------------------------------------------------------------------------
+
+    def new_conversation(self, slug: str = "", *, agent_id: str | None = None) -> Conversation:
+        """A conversation with a quick command (`slug`) or with an agent (`agent_id`)."""
+        return self._service.new_conversation(slug, agent_id=agent_id)
+
+    async def send(
+        self, conv_id: str, prompt: str, *, slug: str | None = None, on_event: EventCallback | None = None
+    ) -> Turn:
+        return await self._service.send(conv_id, prompt, slug=slug, on_event=on_event)
+
+    async def reattach(self, conv_id: str, seq: int, *, on_event: EventCallback | None = None) -> Turn:
+        return await self._service.reattach(conv_id, seq, on_event=on_event)
+
+    # -- history ----------------------------------------------------------------------------
+
+    def resolve_id(self, text: str) -> str:
+        """A local conversation id from an id or a unique prefix."""
+        return self._store.resolve_id(text)
+
+    def conversation(self, conv_id: str) -> Conversation:
+        return self._store.get_conversation(conv_id)
+
+    def conversations(self, *, archived: bool | None = False, limit: int | None = None) -> list[Conversation]:
+        return self._store.list_conversations(archived=archived, limit=limit)
+
+    def latest_conversation(self, slug: str | None = None) -> Conversation | None:
+        return self._store.latest_conversation(slug)
+
+    def turns(self, conv_id: str, *, start: int = 0, limit: int | None = None) -> list[Turn]:
+        return self._store.turns(conv_id, start=start, limit=limit)
+
+    def turn(self, conv_id: str, seq: int) -> Turn:
+        return self._store.get_turn(conv_id, seq)
+
+    def pending_turns(self) -> list[tuple[Conversation, Turn]]:
+        """Turns whose execution was created but never seen finished."""
+        return self._store.pending_turns()
+
+    def search(self, text: str, *, limit: int = 100) -> list[SearchHit]:
+        return self._store.search(text, limit=limit)
+
+    def rename(self, conv_id: str, title: str) -> Conversation:
+        return self._store.update_conversation(conv_id, title=title)
+
+    def set_archived(self, conv_id: str, archived: bool) -> Conversation:
+        return self._store.update_conversation(conv_id, archived=archived)
+
+    def set_slug(self, conv_id: str, slug: str) -> Conversation:
+        return self._store.update_conversation(conv_id, slug=slug)
+
+    def delete_conversation(self, conv_id: str) -> None:
+        self._store.delete_conversation(conv_id)
+
+    def delete_turn(self, conv_id: str, seq: int) -> None:
+        self._store.delete_turn(conv_id, seq)
+
+    # -- exports ----------------------------------------------------------------------------
+
+    @property
+    def export_formats(self) -> list[export.ExportFormat]:
+        return list(export.FORMATS.values())
+
+    def export(self, conv_id: str, fmt: str, directory: Path) -> Path:
+        """Write a conversation into the directory, never over an existing file; the path written.
+
+        Raises ExportWriteError with a one-line reason."""
+        return export.write_into(
+            directory, conv_id, fmt, export.render(fmt, self.conversation(conv_id), self.turns(conv_id))
+        )
+
+    # -- quick commands ---------------------------------------------------------------------
+
+    def quick_commands(self) -> list[tuple[str, str]]:
+        """(slug, note) pairs to pick from: recently used slugs first, then the known catalogue."""
+        known: dict[str, str] = {}
+        for conversation in self.conversations(archived=None, limit=RECENT_SLUGS_FROM):
+            known.setdefault(conversation.slug, "recent")
+        for slug, about in self._catalogue.items():
+            known.setdefault(slug, about)
+        return list(known.items())
