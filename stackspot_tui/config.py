@@ -175,18 +175,3 @@ def load_settings(
         if value is not None:
             values[name] = _coerce(name, value, f"option --{name.replace('_', '-')}") if name in _FILE_KEYS else value
     return replace(Settings(), **values, config_path=path, warnings=tuple(warnings))
-
-
-def write_config_file(path: Path, values: Mapping[str, str]) -> None:
-    """Write a minimal config file with mode 0600 (it may hold a secret)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{key} = {_toml_string(value)}" for key, value in values.items()]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.chmod(path, 0o600)
-
-
-def _toml_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'

@@ -1,4 +1,4 @@
-"""The agents client against SSE bodies of every shape and fault of shared/stackspot-api.md §4, with respx."""
+"""The agents client against SSE bodies of every shape and fault StackSpot's agents send, with respx."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stackspot_tui.config import ConfigError, default_config_path, load_settings, write_config_file
+from stackspot_tui.config import ConfigError, default_config_path, load_settings
 
 
 def test_defaults(tmp_path):
@@ -83,13 +83,6 @@ def test_secret_in_readable_file_warns(tmp_path):
     assert all("abc" not in w for w in warnings)
     os.chmod(path, 0o600)
     assert load_settings(env={}, config_path=path).warnings == ()
-
-
-def test_written_config_is_private(tmp_path):
-    path = tmp_path / "sub" / "config.toml"
-    write_config_file(path, {"client_id": "id", "client_secret": 'se"cret'})
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert load_settings(env={}, config_path=path).client_secret == 'se"cret'
 
 
 def test_secret_not_in_repr(tmp_path):

@@ -1,7 +1,6 @@
 """StackSpot AI agents: chat, streamed as Server-Sent Events or as one JSON answer, and listing.
 
-Rides on the quick-command client (shared/stackspot-api.md §4): the same httpx client, token
-and retry policy. Every field of every event may be absent, null or of another type: parsing
+Rides on the quick-command client: the same httpx client, token and retry policy. Every field of every event may be absent, null or of another type: parsing
 never raises on odd fields, and what arrived before a cut is handed over before the error.
 """
 

@@ -48,16 +48,12 @@ class ClientCredentialsAuth(httpx.Auth):
         self._clock = clock
         self._token: Token | None = None
         self._lock = asyncio.Lock()
-        self.fetch_count = 0  # tokens fetched, for tests and diagnostics
 
     def __repr__(self) -> str:  # never show the secret
         return f"ClientCredentialsAuth(client_id={self._client_id!r}, token_url={self.token_url!r})"
 
     def sync_auth_flow(self, request):  # pragma: no cover - the client is async only
         raise RuntimeError("ClientCredentialsAuth works with httpx.AsyncClient only")
-
-    def invalidate(self) -> None:
-        self._token = None
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if not self._has_fresh_token():
@@ -85,7 +81,6 @@ class ClientCredentialsAuth(httpx.Auth):
         return self._token is not None and self._token.fresh(self._clock())
 
     def _token_request(self) -> httpx.Request:
-        self.fetch_count += 1
         return httpx.Request(
             "POST",
             self.token_url,

@@ -90,16 +90,6 @@ class ProtocolError(StackSpotError):
     kind = "protocol"
 
 
-class ExecutionFailed(StackSpotError):
-    """The execution reached FAILURE/ERROR on the server."""
-
-    kind = "failure"
-
-    def __init__(self, message: str, *, execution=None) -> None:
-        super().__init__(message)
-        self.execution = execution
-
-
 class ExecutionTimeout(StackSpotError):
     """The execution did not finish within the configured overall timeout."""
 

@@ -1,7 +1,7 @@
 """Typed views of StackSpot answers.
 
-Every field the server sends may be absent, null or of an unexpected type
-(shared/stackspot-api.md): parsing never raises on odd fields, it falls back to
+Every field the server sends may be absent, null or of an unexpected type (public clients
+and StackSpot's docs disagree on several): parsing never raises on odd fields, it falls back to
 ``None``/empty and keeps the raw document for export and debugging.
 """
 

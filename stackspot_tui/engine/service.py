@@ -70,7 +70,6 @@ class Progressed:
 
     turn: Turn
     execution: Execution
-    status_changed: bool
     new_steps: tuple[Step, ...]
     finished_steps: tuple[tuple[Step, float | None], ...]  # step, seconds we saw it run
     elapsed: float
@@ -289,7 +288,6 @@ class ConversationService:
     async def _follow(self, turn: Turn, started: float, emit: EventCallback) -> Turn:
         assert turn.execution_id is not None, "only a created execution can be followed"
         steps = _StepClock()
-        previous_status = turn.status
         last: Execution | None = None
         try:
             async for execution in self.client.watch(
@@ -300,12 +298,7 @@ class ConversationService:
                 last = execution
                 turn = self._record_progress(turn, execution)
                 new, finished = steps.diff(execution.steps, self._clock())
-                emit(
-                    Progressed(
-                        turn, execution, execution.status != previous_status, new, finished, self._clock() - started
-                    )
-                )
-                previous_status = execution.status
+                emit(Progressed(turn, execution, new, finished, self._clock() - started))
         except _FATAL_WATCH_ERRORS as exc:
             turn = self._end(turn, status=LOCAL_ERROR, error=str(exc), error_kind=exc.kind)
             return self._finish(turn, started, emit)

@@ -1,4 +1,4 @@
-"""The simulator's agents endpoint (shared/stackspot-api.md §4): chat over SSE or JSON, and listing.
+"""The simulator's agents endpoint: chat over SSE or JSON, and listing, in each wire variant.
 
 An answer is planned as data — a list of (delay, bytes) chunks — and the adapters pace it: the
 loopback server sleeps for real, the in-process transport awaits the simulator's sleep (a fake

@@ -1,4 +1,4 @@
-"""A StackSpot stand-in that speaks the wire format of shared/stackspot-api.md.
+"""A StackSpot stand-in that speaks StackSpot's wire format, each variant clients meet included.
 
 Progress is computed from a clock at callback time (elapsed / duration), so there are no
 background tasks and tests can drive time with a fake clock. One host serves both the token

@@ -9,13 +9,12 @@ from typing import Any
 # Local turn statuses, on top of the server's CREATED/RUNNING/COMPLETED/FAILURE/ERROR.
 PENDING = "PENDING"  # saved, create-execution not answered yet
 CANCELLED = "CANCELLED"  # the user stopped watching; the server may still run it
-TIMEOUT = "TIMEOUT"  # we stopped watching after the configured timeout
 LOCAL_ERROR = "ERROR"  # could not create or watch (network, auth, 4xx...), see ``error``
 # Agent turns: the answer streams in one request, so there is nothing to re-attach to.
 STREAMING = "STREAMING"  # the answer is arriving; ``result`` holds what arrived so far
 INCOMPLETE = "INCOMPLETE"  # the stream stopped before its end: cut, or no final event
 
-FINAL_TURN_STATUSES = frozenset({"COMPLETED", "FAILURE", "ERROR", CANCELLED, TIMEOUT, INCOMPLETE})
+FINAL_TURN_STATUSES = frozenset({"COMPLETED", "FAILURE", "ERROR", CANCELLED, INCOMPLETE})
 
 
 def now_iso() -> str:

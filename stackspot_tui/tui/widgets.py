@@ -217,7 +217,6 @@ class PromptInput(TextArea):
 
     DEFAULT_CSS = """
     PromptInput { height: auto; min-height: 3; max-height: 10; border: tall $accent; }
-    PromptInput:disabled { border: tall $panel; }
     """
     BINDINGS = [
         Binding("enter", "submit", "Send", id="send", priority=True),
