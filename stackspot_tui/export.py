@@ -9,14 +9,14 @@ from __future__ import annotations
 import functools
 import html
 import json
-import os
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .api.models import result_to_text
+from .atomicfile import write_atomic
+from .fences import code_fence
 from .store.models import Conversation, Turn
 from .textsafe import visible
 
@@ -58,12 +58,6 @@ class ExportFormatError(ValueError):
 def _clean(text: str) -> str:
     """Terminal escapes and other control characters are shown, never carried, in a transcript."""
     return visible(text)
-
-
-def _fence(text: str, info: str = "") -> str:
-    longest = max((len(m) for m in re.findall(r"`{3,}", text)), default=2)
-    fence = "`" * (longest + 1)
-    return f"{fence}{info}\n{text}\n{fence}"
 
 
 def token_counts(tokens: dict[str, int] | None) -> str:
@@ -126,7 +120,7 @@ def to_markdown(conversation: Conversation, turns: Iterable[Turn]) -> str:
     out += [f"- **{name}:** `{value}`" for name, value in _header_facts(conversation)]
     for turn in turns:
         out += ["", f"## Turn {turn.seq + 1}", "", f"_{' · '.join(_turn_facts(turn))}_", ""]
-        out += ["**Prompt**", "", _fence(_clean(turn.prompt)), ""]
+        out += ["**Prompt**", "", code_fence(_clean(turn.prompt)), ""]
         if turn.steps:
             out += [f"**Steps:** {_clean(_steps_line(turn))}", ""]
         if turn.result is not None:
@@ -284,13 +278,7 @@ def write_new_file(path: Path, text: str, *, force: bool = False) -> None:
         raise ExportWriteError(f"{path} is a directory")
     if path.exists() and not force:
         raise ExportWriteError(f"{path} exists; use --force to overwrite it")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, text.encode("utf-8"))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ExportWriteError(f"cannot write {path}: {exc.strerror}") from None

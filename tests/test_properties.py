@@ -94,3 +94,11 @@ def test_any_text_survives_store_export_import(title, prompts, results):
             assert "\x1b" not in text
         page = export.to_html(imported, other.turns(imported.id))
         assert "<script" not in page.lower().replace("&lt;script", "")
+
+
+@given(st.text(alphabet=st.sampled_from("`~ \nax\t"), max_size=60), st.sampled_from(["", "python", "json"]))
+def test_a_code_fence_holds_any_text_and_gives_it_back(text, info):
+    from stackspot_tui.fences import code_blocks, code_fence
+
+    assert code_blocks(code_fence(text, info)) == [text.rstrip("\n")]
+    assert code_blocks("before\n\n" + code_fence(text, info) + "\n\nafter") == [text.rstrip("\n")]

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..fences import code_fence
+
 FINAL_OK = frozenset({"COMPLETED"})
 FINAL_FAILED = frozenset({"FAILURE", "ERROR"})
 FINAL_STATUSES = FINAL_OK | FINAL_FAILED
@@ -191,4 +193,4 @@ def result_to_text(result: Any) -> str:
         return ""
     if isinstance(result, str):
         return result
-    return "```json\n" + json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n```"
+    return code_fence(json.dumps(result, indent=2, ensure_ascii=False, default=str), "json")

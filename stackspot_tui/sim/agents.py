@@ -28,8 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..fences import code_fence
 from ..ids import ulid
-from .catalogue import DOCS, _code_block, _memory, _short
+from .catalogue import DOCS, _memory, _short
 
 AGENT_FAULTS = (
     "sim-agent-openai",
@@ -69,7 +70,7 @@ def _assistant(prompt: str) -> str:
         "2. **Name** the smallest change that answers it, and write a test that shows the problem.\n"
         "3. **Change** one thing at a time; run the test after each step.\n\n"
         "A sketch in Python:\n\n"
-        + _code_block("def solve(question: str) -> str:\n    steps = plan(question)\n    return run(steps)")
+        + code_fence("def solve(question: str) -> str:\n    steps = plan(question)\n    return run(steps)", "python")
         + "\n\n> Tip: StackSpot agents keep the conversation, so you can ask a follow-up right away.\n"
     )
 
@@ -79,7 +80,7 @@ def _explainer(prompt: str) -> str:
     return (
         "## What this does\n\n"
         f"The input has {lines} line(s). Read top to bottom:\n\n"
-        + _code_block(prompt, language="")
+        + code_fence(prompt)
         + "\n\n- It runs without touching the network or the file system.\n"
         "- Each name says what it holds; nothing is hidden in globals.\n\n"
         "| part | role |\n|---|---|\n| input | what you pasted |\n| output | this explanation |\n"

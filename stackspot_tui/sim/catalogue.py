@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..fences import code_fence
+
 DOCS = "https://docs.stackspot.com/en/ai"
 
 
@@ -120,13 +122,6 @@ def _short(text: str, limit: int = 80) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _code_block(text: str, language: str = "python") -> str:
-    # The fence must be longer than any backtick run inside, or the input would close it.
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{language}\n{text}\n{fence}"
-
-
 def _lines(text: str) -> int:
     return text.count("\n") + 1
 
@@ -141,7 +136,7 @@ def _review(text: str) -> str:
         f"- The snippet has {_lines(text)} line(s); the names read clearly.\n"
         "- Add type hints and a docstring so callers know what to pass.\n"
         "- Cover the edge cases (empty input, `None`) with a test.\n\n"
-        "### Suggested version\n\n" + _code_block(text) + "\n"
+        "### Suggested version\n\n" + code_fence(text, "python") + "\n"
     )
 
 
@@ -150,7 +145,7 @@ def _explain(text: str) -> str:
     defines = f"It defines {', '.join(f'`{n}`' for n in names)}." if names else "It defines no function or class."
     return (
         "## Explanation\n\n"
-        f"The input ({_lines(text)} line(s)) reads top to bottom:\n\n" + _code_block(text) + "\n\n"
+        f"The input ({_lines(text)} line(s)) reads top to bottom:\n\n" + code_fence(text, "python") + "\n\n"
         f"{defines} Nothing here touches the network or the file system.\n"
     )
 
@@ -164,12 +159,12 @@ def _tests(text: str) -> str:
         '@pytest.mark.parametrize("value", [0, -1, None])\n'
         f"def test_{subject}_edge_cases(value):\n    with pytest.raises((TypeError, ValueError)):\n"
         f"        {subject}(value)\n```\n\n"
-        "Written for:\n\n" + _code_block(text) + "\n"
+        "Written for:\n\n" + code_fence(text, "python") + "\n"
     )
 
 
 def _generic(text: str) -> str:
-    return "Answer to:\n\n" + _code_block(text, language="") + "\n"
+    return "Answer to:\n\n" + code_fence(text) + "\n"
 
 
 _BODIES = {"code-review": _review, "explain-code": _explain, "generate-tests": _tests}

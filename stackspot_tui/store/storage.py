@@ -14,6 +14,7 @@ from typing import Any
 
 from tinydb.storages import Storage
 
+from ..atomicfile import write_atomic
 from .errors import HistoryCorruptError, HistoryLockTimeout
 
 
@@ -32,28 +33,9 @@ def read_json(path: Path) -> Any | None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Temp file in the same directory, fsync, rename over the target, fsync the directory."""
+    """The whole document, compact, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomic(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
 class AtomicJSONStorage(Storage):

@@ -4,7 +4,6 @@ and reaches the screen as `rich.text.Text` or Markdown source, never as markup."
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 import time
 
@@ -19,6 +18,7 @@ from textual.reactive import reactive
 from textual.widgets import Log, Markdown, Static, TextArea
 
 from ..engine import Turn, answer_text
+from ..fences import code_blocks
 from ..progress import ProgressLine
 from ..textsafe import visible
 
@@ -29,12 +29,6 @@ LARGE_ANSWER_CHARS = 32_000
 LARGE_ANSWER_FENCES = 40
 #: a huge message shows this much in the transcript; copy and export keep all of it
 LARGE_VIEW_CHARS = 32_000
-
-_FENCE = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1\s*$", re.S | re.M)
-
-
-def code_blocks(markdown: str) -> list[str]:
-    return [m.group(2).rstrip("\n") for m in _FENCE.finditer(markdown)]
 
 
 class ConversationBar(Static):
