@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 
 import httpx
@@ -52,7 +52,9 @@ class ClientCredentialsAuth(httpx.Auth):
     def __repr__(self) -> str:  # never show the secret
         return f"ClientCredentialsAuth(client_id={self._client_id!r}, token_url={self.token_url!r})"
 
-    def sync_auth_flow(self, request):  # pragma: no cover - the client is async only
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:  # pragma: no cover - async only
         raise RuntimeError("ClientCredentialsAuth works with httpx.AsyncClient only")
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -34,6 +34,9 @@ from .errors import (
 )
 from .models import Execution
 from .policy import PollPolicy, RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 @dataclass(frozen=True)
@@ -87,15 +90,18 @@ class StackSpotClient:
         )
 
     @classmethod
-    def from_settings(cls, settings, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs) -> StackSpotClient:
-        if not settings.has_credentials:
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any
+    ) -> StackSpotClient:
+        client_id, client_secret = settings.client_id, settings.client_secret
+        if not (client_id and client_secret):
             raise AuthError(
                 "no StackSpot credentials: set STACKSPOT_CLIENT_ID and STACKSPOT_CLIENT_SECRET "
                 f"(or client_id/client_secret in {settings.config_path}), or use --demo"
             )
         return cls(
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
+            client_id=client_id,
+            client_secret=client_secret,
             token_url=settings.token_url,
             api_url=settings.api_url,
             proxy=settings.proxy,
@@ -113,7 +119,7 @@ class StackSpotClient:
     async def __aenter__(self) -> StackSpotClient:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     # -- API -----------------------------------------------------------------------------
@@ -121,7 +127,7 @@ class StackSpotClient:
     async def create_execution(
         self,
         slug: str,
-        input_data: str | dict,
+        input_data: str | dict[str, Any],
         conversation_id: str | None = None,
         *,
         on_retry: RetryCallback | None = None,
@@ -301,7 +307,7 @@ def _json(response: httpx.Response, where: str) -> Any:
         ) from None
 
 
-def _callback_document(response: httpx.Response) -> dict:
+def _callback_document(response: httpx.Response) -> dict[str, Any]:
     """A callback answer must be a JSON object; anything else is a gateway's page (transient)."""
     try:
         data = response.json()

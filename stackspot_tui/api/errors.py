@@ -200,7 +200,7 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _validation_list(items: list) -> str | None:
+def _validation_list(items: list[Any]) -> str | None:
     """FastAPI's `[{"loc": ["body", "input_data"], "msg": "field required", ...}]`, readably:
     `body.input_data: field required; …`."""
     parts = []

@@ -48,7 +48,7 @@ def _int(value: Any) -> int | None:
     return int(number)
 
 
-def _dict(value: Any) -> dict:
+def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 

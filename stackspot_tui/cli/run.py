@@ -160,7 +160,9 @@ def turn_document(turn: Turn, conversation: Conversation) -> dict[str, Any]:
     return document
 
 
-def _conversation_for(service: ConversationService, args: argparse.Namespace, slug: str | None, agent: str | None):
+def _conversation_for(
+    service: ConversationService, args: argparse.Namespace, slug: str | None, agent: str | None
+) -> Conversation:
     store = service.store
     if args.conversation:
         conversation = store.get_conversation(store.resolve_id(args.conversation))

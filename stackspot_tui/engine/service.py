@@ -218,7 +218,7 @@ class ConversationService:
         conversation_id: str,
         prompt: str,
         *,
-        input_data: str | dict | None = None,
+        input_data: str | dict[str, Any] | None = None,
         slug: str | None = None,
         on_event: EventCallback | None = None,
     ) -> Turn:
@@ -448,7 +448,9 @@ class ConversationService:
         emit(TurnFinished(conversation, turn, self._clock() - started))
         return turn
 
-    def _retry_reporter(self, current_turn: Callable[[], Turn], started: float, emit: EventCallback):
+    def _retry_reporter(
+        self, current_turn: Callable[[], Turn], started: float, emit: EventCallback
+    ) -> Callable[[RetryNotice], None]:
         def report(notice: RetryNotice) -> None:
             emit(Retrying(current_turn(), notice, self._clock() - started))
 

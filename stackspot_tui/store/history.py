@@ -81,7 +81,7 @@ class HistoryStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = HistoryLock(self.root / "lock")
-        self._index_cache: dict[Path, tuple[tuple[int, int, int] | None, dict[str, dict]]] = {}
+        self._index_cache: dict[Path, tuple[tuple[int, int, int] | None, dict[str, dict[str, Any]]]] = {}
         if check:
             with self._lock.hold():
                 self._check_meta()
@@ -117,7 +117,7 @@ class HistoryStore:
         finally:
             db.close()
 
-    def _records(self, path: Path, table: str) -> dict[str, dict]:
+    def _records(self, path: Path, table: str) -> dict[str, dict[str, Any]]:
         """A TinyDB table read straight from its file (bulk reads skip TinyDB's per-document cost).
 
         Index shards are kept parsed while their file is unchanged: every write replaces the
@@ -143,7 +143,7 @@ class HistoryStore:
         return records
 
     @staticmethod
-    def _conversation_from(record: dict, path: Path) -> Conversation:
+    def _conversation_from(record: dict[str, Any], path: Path) -> Conversation:
         try:
             conversation = Conversation.from_dict(record)
         except TypeError as exc:
@@ -153,7 +153,7 @@ class HistoryStore:
         return conversation
 
     @staticmethod
-    def _turn_from(record: dict, path: Path) -> Turn:
+    def _turn_from(record: dict[str, Any], path: Path) -> Turn:
         try:
             return Turn.from_dict(record)
         except TypeError as exc:
@@ -193,7 +193,7 @@ class HistoryStore:
         path = self._shard(text)
         with self._lock.hold():
             records = self._records(path, INDEX_TABLE)
-        matches = sorted(r["id"] for r in records.values() if str(r.get("id", "")).startswith(text))
+        matches = sorted(str(r["id"]) for r in records.values() if str(r.get("id", "")).startswith(text))
         if not matches:
             raise UnknownConversationError(text)
         if len(matches) > 1:
@@ -253,7 +253,7 @@ class HistoryStore:
             conv_id = conversation.id if _is_id(str(conversation.id)) else secrets.token_hex(4)
             while str(_doc_id(conv_id)) in self._records(self._shard(conv_id), INDEX_TABLE):
                 conv_id = secrets.token_hex(4)
-            pages: dict[int, dict[str, dict]] = {}
+            pages: dict[int, dict[str, dict[str, Any]]] = {}
             for turn in turns:
                 turn.conversation = conv_id
                 pages.setdefault(turn.seq // PAGE_SIZE, {})[str(turn.seq + 1)] = turn.to_dict()
