@@ -16,6 +16,7 @@ from .engine import (
     TurnSaved,
 )
 from .export import token_counts
+from .store.models import Turn
 from .textsafe import one_line
 
 
@@ -114,4 +115,18 @@ def _stopped_lines(event: AnswerStopped) -> list[ProgressLine]:
         names = ", ".join(one_line(source.label(), 60) for source in reply.sources[:5])
         more = f" (+{len(reply.sources) - 5})" if len(reply.sources) > 5 else ""
         lines.append(ProgressLine(f"  sources: {names}{more}", "step"))
+    return lines
+
+
+def stored_agent_lines(turn: Turn) -> list[ProgressLine]:
+    """What the log said about an agent turn, rebuilt from its record when a conversation opens."""
+    if not turn.is_agent:
+        return []
+    facts = [f"stop reason {one_line(turn.stop_reason, 40)}" if turn.stop_reason else "no stop reason"]
+    counts = token_counts(turn.tokens)
+    if counts:
+        facts.append(f"tokens {counts}")
+    lines = [ProgressLine(" · ".join(facts), "warn" if turn.incomplete else "info")]
+    if turn.sources:
+        lines.append(ProgressLine("  sources: " + ", ".join(one_line(s, 60) for s in turn.sources[:5]), "step"))
     return lines

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .. import export
-from ..api import result_to_text
+from ..api import StackSpotError, result_to_text
+from ..api.agents import valid_agent_id
 from ..store import SearchHit
 from ..store.models import Conversation, Turn
 from .service import ConversationService, EventCallback
@@ -57,8 +58,8 @@ class Backend:
     def conversations(self, *, archived: bool | None = False, limit: int | None = None) -> list[Conversation]:
         return self._store.list_conversations(archived=archived, limit=limit)
 
-    def latest_conversation(self, slug: str | None = None) -> Conversation | None:
-        return self._store.latest_conversation(slug)
+    def latest_conversation(self, slug: str | None = None, *, agent_id: str | None = None) -> Conversation | None:
+        return self._store.latest_conversation(slug, agent_id=agent_id)
 
     def turns(self, conv_id: str, *, start: int = 0, limit: int | None = None) -> list[Turn]:
         return self._store.turns(conv_id, start=start, limit=limit)
@@ -111,4 +112,29 @@ class Backend:
             known.setdefault(conversation.slug, "recent")
         for slug, about in self._catalogue.items():
             known.setdefault(slug, about)
+        known.pop("", None)  # agent conversations have no slug
         return list(known.items())
+
+    # -- agents -----------------------------------------------------------------------------
+
+    @staticmethod
+    def is_agent_id(text: str) -> bool:
+        return valid_agent_id(text)
+
+    def recent_agents(self) -> list[tuple[str, str]]:
+        """(agent id, note) of agents chatted with lately, newest first."""
+        recent: dict[str, str] = {}
+        for conversation in self.conversations(archived=None, limit=RECENT_SLUGS_FROM):
+            if conversation.agent_id:
+                recent.setdefault(conversation.agent_id, "recent")
+        return list(recent.items())
+
+    async def list_agents(self) -> tuple[list[tuple[str, str]], str | None]:
+        """(agent id, name) pairs from StackSpot's agent list, and why it failed (None: it answered).
+
+        The listing is an optional service: a failure is reported, never raised."""
+        try:
+            agents = await self._service.agents.list_agents()
+        except StackSpotError as exc:
+            return [], str(exc)
+        return [(agent.id, agent.name or agent.description or "") for agent in agents], None

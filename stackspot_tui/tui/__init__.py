@@ -18,6 +18,7 @@ class AppOptions:
 
     demo: bool = False
     slug: str | None = None
+    agent: str | None = None  # agent id to chat with, instead of a quick command
     conversation: str | None = None  # local id or unique prefix to open
     continue_latest: bool = False  # open the latest conversation (of `slug`, if given)
 
@@ -36,7 +37,7 @@ def run_app(settings: Settings, options: AppOptions, open_backend: BackendFactor
         if options.conversation:
             conversation_id = backend.resolve_id(options.conversation)
         elif options.continue_latest:
-            latest = backend.latest_conversation(options.slug)
+            latest = backend.latest_conversation(options.slug, agent_id=options.agent)
             conversation_id = latest.id if latest else None
     app = StackSpotApp(
         settings,
@@ -44,6 +45,7 @@ def run_app(settings: Settings, options: AppOptions, open_backend: BackendFactor
         backend=backend,
         backend_factory=open_backend,
         slug=options.slug,
+        agent_id=options.agent,
         conversation_id=conversation_id,
         # What start-up builds (Textual, the screen, parsed history) lives as long as the app:
         # keep it out of the cyclic GC, whose full passes otherwise stall the UI ~150 ms each.

@@ -13,7 +13,7 @@ from ..config import ConfigError, Settings
 from ..engine import Backend, HistoryError, StackSpotError
 from .chat import ChatScreen
 from .history import ConversationsScreen
-from .screens import FirstRunScreen, HelpScreen, SlugPicker
+from .screens import FirstRunScreen, HelpScreen, Pick, TargetPicker
 from .widgets import PromptInput
 
 DEMO_DEFAULT_SLUG = "code-review"
@@ -35,6 +35,7 @@ class StackSpotApp(App[int]):
         backend: Backend | None = None,
         backend_factory: Callable[[bool], Backend] | None = None,
         slug: str | None = None,
+        agent_id: str | None = None,
         conversation_id: str | None = None,
         on_started: Callable[[], None] | None = None,
     ) -> None:
@@ -44,6 +45,7 @@ class StackSpotApp(App[int]):
         self.backend = backend
         self._backend_factory = backend_factory
         self._slug = slug
+        self._agent_id = agent_id
         self._conversation_id = conversation_id
         self._on_started = on_started  # called once the first conversation is on screen
         self.reattaching: set[tuple[str, int]] = set()  # turns the background worker is polling
@@ -72,11 +74,19 @@ class StackSpotApp(App[int]):
             except (HistoryError, StackSpotError, ConfigError) as exc:  # say it in one line and leave
                 self.exit(return_code=1, message=f"stackspot-tui: error: {exc}")
                 return
-        slug = self._slug or self.settings.slug
-        if not slug and not self._conversation_id:
+        agent_id = self._agent_id
+        slug = None if agent_id else (self._slug or self.settings.slug)
+        if not slug and not agent_id and not self._conversation_id:
             latest = self.backend.latest_conversation()
-            slug = latest.slug if latest else (DEMO_DEFAULT_SLUG if self.demo else None)
-        self.push_screen(ChatScreen(self.backend, slug=slug, conversation_id=self._conversation_id, demo=self.demo))
+            if latest is not None and latest.agent_id:
+                agent_id = latest.agent_id
+            else:
+                slug = latest.slug if latest else (DEMO_DEFAULT_SLUG if self.demo else None)
+        self.push_screen(
+            ChatScreen(
+                self.backend, slug=slug, agent_id=agent_id, conversation_id=self._conversation_id, demo=self.demo
+            )
+        )
         self._reattach_elsewhere()
         if self._on_started is not None:
             self.call_after_refresh(self._on_started)
@@ -112,7 +122,9 @@ class StackSpotApp(App[int]):
         if chat is None:
             return
         yield SystemCommand("New conversation", "Start a new conversation (ctrl+n)", chat.action_new_conversation)
-        yield SystemCommand("Choose quick command", "Pick the quick command slug (ctrl+o)", chat.action_pick_slug)
+        yield SystemCommand(
+            "Choose quick command or agent", "Pick a quick command or an agent (ctrl+o)", chat.action_pick_slug
+        )
         yield SystemCommand(
             "Copy last answer", "Copy the last answer to the clipboard (ctrl+r)", chat.action_copy_answer
         )
@@ -131,10 +143,20 @@ class StackSpotApp(App[int]):
             )
         yield SystemCommand("Keys", "Show every key (F1)", self.action_help)
 
-    def pick_slug(self, callback: Callable[[str | None], None]) -> None:
-        suggestions = self.backend.quick_commands() if self.backend is not None else []
-        current = self.chat.slug if self.chat else None
-        self.push_screen(SlugPicker(suggestions, current), callback)
+    def pick_slug(self, callback: Callable[[Pick | None], None]) -> None:
+        assert self.backend is not None
+        chat = self.chat
+        current = None
+        if chat is not None:
+            current = Pick("agent", chat.agent_id) if chat.agent_id else Pick("quick_command", chat.slug or "")
+        picker = TargetPicker(
+            self.backend.quick_commands(),
+            self.backend.recent_agents(),
+            self.backend.list_agents,
+            current,
+            self.backend.is_agent_id,
+        )
+        self.push_screen(picker, callback)
 
     def help_rows(self) -> list[tuple[str, str, str]]:
         keymap = dict(self.settings.keymap)

@@ -14,19 +14,25 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from ..engine import (
+    AnswerDelta,
     Backend,
     Conversation,
     Event,
     ExecutionStarted,
     ExportWriteError,
+    FirstToken,
     HistoryError,
     Progressed,
+    RequestSent,
     Retrying,
     Turn,
     TurnFinished,
     answer_text,
 )
-from ..progress import ProgressLine, progress_lines, seconds, step_line
+from ..progress import ProgressLine, progress_lines, seconds, step_line, stored_agent_lines
+from ..textsafe import visible
+from .screens import Pick
+from .stream import StreamingAnswer
 from .widgets import ConversationBar, MessageView, ProgressLog, PromptInput, WaitStatus, turn_messages
 
 #: turns shown when a conversation opens; older ones load on demand
@@ -37,7 +43,7 @@ class ChatScreen(Screen):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel run", id="cancel"),
         Binding("ctrl+n", "new_conversation", "New", id="new_conversation"),
-        Binding("ctrl+o", "pick_slug", "Quick command", id="pick_slug"),
+        Binding("ctrl+o", "pick_slug", "Quick command / agent", id="pick_slug"),
         Binding("ctrl+r", "copy_answer", "Copy answer", id="copy_answer"),
         Binding("ctrl+b", "copy_code", "Copy code", id="copy_code"),
         Binding("ctrl+g", "copy_conversation_id", "Copy conv. id", show=False, id="copy_conversation_id"),
@@ -47,10 +53,20 @@ class ChatScreen(Screen):
         Binding("delete", "delete_turn", "Delete turn", show=False, id="delete_turn"),
     ]
 
-    def __init__(self, backend: Backend, *, slug: str | None, conversation_id: str | None, demo: bool):
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        slug: str | None,
+        conversation_id: str | None,
+        demo: bool,
+        agent_id: str | None = None,
+    ):
         super().__init__()
         self.backend = backend
-        self.slug = slug
+        self.slug = None if agent_id else slug
+        self.agent_id = agent_id  # chatting with an agent instead of a quick command
+        self._streaming: StreamingAnswer | None = None  # the answer arriving, for an agent turn
         self.demo = demo
         self.conversation: Conversation | None = None
         self._initial_conversation = conversation_id
@@ -95,14 +111,17 @@ class ChatScreen(Screen):
 
     def _welcome(self) -> None:
         tip = "Type a prompt and press Enter. F1 lists every key."
-        if not self.slug:
-            tip = "Choose a quick command with ctrl+o, then type a prompt. F1 lists every key."
+        if self.agent_id:
+            tip = f"Chat with agent {visible(self.agent_id)}: type a prompt and press Enter; Esc stops an answer."
+        elif not self.slug:
+            tip = "Choose a quick command or an agent with ctrl+o, then type a prompt. F1 lists every key."
         self.transcript.mount(Static(Text(tip, style="dim"), classes="tip"))
 
     def _refresh_bar(self) -> None:
         conversation = self.conversation
         self.query_one(ConversationBar).show(
             slug=self.slug,
+            agent_id=self.agent_id,
             conversation_id=conversation.conversation_id if conversation else None,
             demo=self.demo,
             title=conversation.title if conversation else "",
@@ -117,7 +136,8 @@ class ChatScreen(Screen):
             return
         conversation = self.backend.conversation(conv_id)
         self.conversation = conversation
-        self.slug = conversation.slug
+        self.slug = conversation.slug or None
+        self.agent_id = conversation.agent_id
         first = max(0, conversation.next_seq - RECENT_TURNS)
         if focus_seq is not None:
             first = min(first, focus_seq)
@@ -150,9 +170,13 @@ class ChatScreen(Screen):
 
     def _log_history(self, turn: Turn) -> None:
         log = self.log_view
-        log.heading(f"turn {turn.seq + 1} · {turn.execution_id or 'not sent'}")
+        log.heading(
+            f"turn {turn.seq + 1} · {turn.execution_id or ('agent ' + turn.agent_id if turn.agent_id else 'not sent')}"
+        )
         for step in turn.steps:
             log.add(step_line(step.order, step.name, step.type))
+        for line in stored_agent_lines(turn):
+            log.add(line)
         level = "ok" if turn.status == "COMPLETED" else ("warn" if turn.needs_reattach else "error")
         duration = f" in {seconds(turn.duration)}" if turn.duration is not None else ""
         log.add(ProgressLine(f"{turn.status}{duration}", level))
@@ -181,12 +205,12 @@ class ChatScreen(Screen):
             self.app.bell()
             self.notify("A turn is still running: wait, or cancel it with Esc.", severity="warning")
             return
-        if not self.slug:
+        if not self.slug and not self.agent_id:
             self.action_pick_slug()
             return
         prompt = message.text
         if self.conversation is None:
-            self.conversation = self.backend.new_conversation(self.slug)
+            self.conversation = self.backend.new_conversation(self.slug or "", agent_id=self.agent_id)
         self.query(".tip").remove()
         self.transcript.mount(
             MessageView("user", prompt, note=f"turn {self.conversation.next_seq + 1}", seq=self.conversation.next_seq)
@@ -199,7 +223,7 @@ class ChatScreen(Screen):
         self._turn_worker = self._send(self.conversation.id, prompt, self.slug)
 
     @work(exclusive=True, group="turn", exit_on_error=False)
-    async def _send(self, conv_id: str, prompt: str, slug: str) -> Turn:
+    async def _send(self, conv_id: str, prompt: str, slug: str | None) -> Turn:
         return await self.backend.send(conv_id, prompt, slug=slug, on_event=self.on_engine_event)
 
     def _start_reattach(self, turn: Turn) -> None:
@@ -213,13 +237,20 @@ class ChatScreen(Screen):
         return await self.backend.reattach(conv_id, seq, on_event=self.on_engine_event)
 
     def on_engine_event(self, event: Event) -> None:
+        if isinstance(event, AnswerDelta):
+            if self._streaming is not None:
+                self._streaming.feed(event.text)
+            return  # a quick command's result is shown when its turn ends
+        if isinstance(event, RequestSent):
+            self._streaming = StreamingAnswer(seq=event.turn.seq)
+            self.transcript.mount(self._streaming)
         for line in progress_lines(event):
             self.log_view.add(line)
         wait = self.query_one(WaitStatus)
         if isinstance(event, Retrying):
             what = "rate limited" if event.notice.reason == "rate_limited" else event.notice.reason.replace("_", " ")
             wait.start(what, event.notice.delay)
-        elif isinstance(event, (Progressed, TurnFinished, ExecutionStarted)):
+        elif isinstance(event, (Progressed, TurnFinished, ExecutionStarted, FirstToken)):
             wait.stop()
         if isinstance(event, (Progressed, TurnFinished)):
             self.conversation = self.backend.conversation(event.turn.conversation)
@@ -239,14 +270,17 @@ class ChatScreen(Screen):
             if event.worker.result is not None:
                 self._show_finished(event.worker.result)
         elif event.state == WorkerState.CANCELLED:
-            self.log_view.add(
-                ProgressLine("cancelled: stopped polling (the execution may still run on StackSpot)", "warn")
-            )
-            self.transcript.mount(MessageView("error", "cancelled", note="CANCELLED"))
-            if self._running_prompt:
+            streamed = self._end_stream("stopped · the answer so far is kept")
+            if streamed is None:
+                self.log_view.add(
+                    ProgressLine("cancelled: stopped polling (the execution may still run on StackSpot)", "warn")
+                )
+                self.transcript.mount(MessageView("error", "cancelled", note="CANCELLED"))
+            if self._running_prompt and not self.prompt.text and not streamed:
                 self.prompt.load_text(self._running_prompt)  # give the prompt back to edit or resend
                 self.prompt.move_cursor(self.prompt.document.end)
         else:
+            self._end_stream("ERROR")
             message = f"{type(event.worker.error).__name__}: {event.worker.error}"
             self.log_view.add(ProgressLine(message, "error"))
             self.transcript.mount(MessageView("error", message, note="ERROR"))
@@ -254,13 +288,30 @@ class ChatScreen(Screen):
         self.prompt.focus()
         self._reattach_next()
 
+    def _end_stream(self, note: str) -> str | None:
+        """Close the streaming answer, if any; the text it showed."""
+        streaming, self._streaming = self._streaming, None
+        if streaming is None:
+            return None
+        streaming.finish(note)
+        return streaming.text
+
     def _show_finished(self, turn: Turn) -> None:
-        if turn.result is not None:
-            self.transcript.mount(
-                MessageView("assistant", answer_text(turn), note=turn.status, markdown=True, seq=turn.seq)
-            )
+        streaming = self._streaming
+        note = turn.status + (" · incomplete" if turn.incomplete else "")
+        if streaming is not None and (streaming.is_large or turn.result is None):
+            # A huge answer reads better in the plain view; an empty one is not worth a message.
+            self._end_stream(note)
+            streaming.remove()
+            streaming = None
+        if streaming is not None:
+            self._end_stream(note)
+        elif turn.result is not None:
+            self.transcript.mount(MessageView("assistant", answer_text(turn), note=note, markdown=True, seq=turn.seq))
         if turn.status != "COMPLETED":
             text = turn.error or turn.status
+            if turn.is_agent and turn.result:
+                text += "\nThe answer above is what arrived before that; it is kept in the history."
             if turn.needs_reattach:
                 text += "\nThe execution may still run on StackSpot: reopen this conversation or run `stackspot-tui resume`."
             self.transcript.mount(MessageView("error", text, note=turn.status, seq=turn.seq))
@@ -276,10 +327,11 @@ class ChatScreen(Screen):
                 return
 
     def _set_busy(self, busy: bool) -> None:
-        self.prompt.read_only = busy
+        # The prompt stays editable: the next question can be typed while an answer arrives.
         self.prompt.set_class(busy, "busy")
+        stop = "Esc stops the answer" if self.agent_id else "Esc cancels"
         self.query_one("#side-title", Static).update(
-            Text("Progress · running, Esc cancels" if busy else "Execution progress", style="bold")
+            Text(f"Progress · running, {stop}" if busy else "Progress", style="bold")
         )
 
     def action_cancel(self) -> None:
@@ -303,14 +355,18 @@ class ChatScreen(Screen):
     def action_pick_slug(self) -> None:
         self.app.pick_slug(self._slug_chosen)  # type: ignore[attr-defined]
 
-    def _slug_chosen(self, slug: str | None) -> None:
-        if not slug or slug == self.slug:
+    def _slug_chosen(self, pick: Pick | None) -> None:
+        if pick is None or not pick.id:
             return
-        self.slug = slug
-        if self.conversation is not None and self.conversation.turn_count:
-            # A conversation belongs to one quick command: a new slug starts a new conversation.
+        slug, agent_id = (None, pick.id) if pick.kind == "agent" else (pick.id, None)
+        if slug == self.slug and agent_id == self.agent_id:
+            return
+        kind_changed = (agent_id is None) != (self.agent_id is None)
+        self.slug, self.agent_id = slug, agent_id
+        if self.conversation is not None and (self.conversation.turn_count or kind_changed or agent_id):
+            # A conversation belongs to one quick command or one agent: a new one starts here.
             self.action_new_conversation()
-        elif self.conversation is not None:
+        elif self.conversation is not None and slug:
             self.conversation = self.backend.set_slug(self.conversation.id, slug)
         self._refresh_bar()
         self.query(".tip").remove()

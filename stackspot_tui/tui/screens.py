@@ -1,9 +1,13 @@
-"""Secondary screens and dialogs: first run, help, quick-command picker, confirm, one line of text."""
+"""Secondary screens and dialogs: first run, help, quick-command/agent picker, confirm, one line of text."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -12,7 +16,7 @@ from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..config import ENV_VARS
-from ..textsafe import visible
+from ..textsafe import one_line, visible
 
 
 class FirstRunScreen(Screen[str]):
@@ -89,49 +93,127 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class SlugPicker(ModalScreen[str | None]):
-    """Type a quick-command slug or pick a recent/known one."""
+@dataclass(frozen=True)
+class Pick:
+    """What the picker chose: a quick command (``kind`` "quick_command") or an agent ("agent")."""
+
+    kind: str
+    id: str
+
+
+class TargetPicker(ModalScreen[Pick | None]):
+    """Pick a quick command or an agent: typed, recently used, known, or listed by StackSpot.
+
+    The agent list comes from an optional service: it loads in the background, and when it
+    fails the picker says so and the agent id can still be typed.
+    """
 
     DEFAULT_CSS = """
-    SlugPicker { align: center middle; }
-    SlugPicker > Vertical { width: 70; height: auto; max-height: 80%; border: thick $primary; background: $surface; padding: 1 2; }
-    SlugPicker OptionList { height: auto; max-height: 16; margin-top: 1; }
+    TargetPicker { align: center middle; }
+    TargetPicker > Vertical { width: 76; height: auto; max-height: 90%; border: thick $primary; background: $surface; padding: 1 2; }
+    TargetPicker OptionList { height: auto; max-height: 14; margin-top: 1; }
+    TargetPicker .label { margin-top: 1; }
+    TargetPicker #agents-status { color: $text-muted; height: auto; }
     """
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="picker_cancel"),
         Binding("down", "focus_choices", "Choices", show=False, id="picker_choices"),
     ]
 
-    def __init__(self, suggestions: list[tuple[str, str]], current: str | None) -> None:
+    def __init__(
+        self,
+        quick_commands: list[tuple[str, str]],
+        recent_agents: list[tuple[str, str]],
+        list_agents: Callable[[], Awaitable[tuple[list[tuple[str, str]], str | None]]],
+        current: Pick | None,
+        is_agent_id: Callable[[str], bool],
+    ) -> None:
         super().__init__()
-        self.suggestions = suggestions
+        self.quick_commands = quick_commands
+        self.agents = list(recent_agents)
+        self._list_agents = list_agents
+        self._is_agent_id = is_agent_id
         self.current = current
+        self.needle = ""
+        self.listing: str = "loading StackSpot's agent list…"
 
     def compose(self) -> ComposeResult:
+        current = self.current
         with Vertical():
             yield Static(Text("Quick command slug", style="bold"))
-            yield Input(value=self.current or "", placeholder="e.g. code-review", id="slug")
-            yield OptionList(*self._options(""), id="choices")
+            yield Input(
+                value=current.id if current and current.kind == "quick_command" else "",
+                placeholder="e.g. code-review",
+                id="slug",
+            )
+            yield Static(Text("or agent id", style="bold"), classes="label")
+            yield Input(
+                value=current.id if current and current.kind == "agent" else "",
+                placeholder="e.g. 01J9… (Enter chats with it)",
+                id="agent",
+            )
+            yield OptionList(*self._options(), id="choices")
+            yield Static(Text(self.listing), id="agents-status")
 
-    def _options(self, needle: str) -> list[Option]:
-        return [
-            Option(Text.assemble((visible(slug), "bold"), f"  {visible(about)}" if about else ""), id=slug)
-            for slug, about in self.suggestions
-            if needle.lower() in slug.lower()
+    def on_mount(self) -> None:
+        self.query_one("#slug" if not self.current or self.current.kind != "agent" else "#agent", Input).focus()
+        self._load_agents()
+
+    @work(exclusive=True, group="agent-list", exit_on_error=False)
+    async def _load_agents(self) -> None:
+        listed, failure = await self._list_agents()
+        known = dict(self.agents)
+        for agent_id, name in listed:
+            known[agent_id] = name or known.get(agent_id, "")
+        self.agents = list(known.items())
+        if failure is None:
+            self.listing = f"{len(listed)} agent(s) listed by StackSpot"
+        else:
+            self.listing = f"agent list unavailable ({one_line(failure, 90)}): type an agent id above"
+        self.query_one("#agents-status", Static).update(Text(self.listing))
+        self._refresh_options()
+
+    def _options(self) -> list[Option]:
+        needle = self.needle.lower()
+        options = [
+            Option(Text.assemble((visible(slug), "bold"), f"  {visible(about)}" if about else ""), id=f"q:{slug}")
+            for slug, about in self.quick_commands
+            if needle in slug.lower()
         ]
+        options += [
+            Option(
+                Text.assemble(("agent ", "dim"), (visible(agent_id), "bold"), f"  {visible(name)}" if name else ""),
+                id=f"a:{agent_id}",
+            )
+            for agent_id, name in self.agents
+            if needle in agent_id.lower() or needle in name.lower()
+        ]
+        return options
 
-    def on_input_changed(self, event: Input.Changed) -> None:
+    def _refresh_options(self) -> None:
         choices = self.query_one(OptionList)
         choices.clear_options()
-        choices.add_options(self._options(event.value.strip()))
+        choices.add_options(self._options())
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.needle = event.value.strip()
+        self._refresh_options()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        slug = event.value.strip()
-        if slug:
-            self.dismiss(slug)
+        text = event.value.strip()
+        if not text:
+            return
+        if event.input.id == "agent":
+            if not self._is_agent_id(text):
+                self.notify(f"{visible(text)!r} is not an agent id (letters, digits, _ . : -)", severity="error")
+                return
+            self.dismiss(Pick("agent", text))
+        else:
+            self.dismiss(Pick("quick_command", text))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
+        kind, _, value = (event.option.id or "").partition(":")
+        self.dismiss(Pick("agent" if kind == "a" else "quick_command", value))
 
     def action_focus_choices(self) -> None:
         choices = self.query_one(OptionList)

@@ -38,13 +38,25 @@ class ConversationBar(Static):
     ConversationBar { dock: top; height: 1; background: $primary; color: $text; padding: 0 1; }
     """
 
-    def show(self, *, slug: str | None, conversation_id: str | None, demo: bool, title: str = "") -> None:
+    def show(
+        self,
+        *,
+        slug: str | None,
+        conversation_id: str | None,
+        demo: bool,
+        title: str = "",
+        agent_id: str | None = None,
+    ) -> None:
         line = Text()
         line.append("stackspot-tui", style="bold")
         if demo:
             line.append("  DEMO ", style="bold reverse")
-        line.append("  quick command: ")
-        line.append(visible(slug or "(none: ctrl+o)"), style="bold")
+        if agent_id:
+            line.append("  agent: ")
+            line.append(visible(agent_id), style="bold")
+        else:
+            line.append("  quick command: ")
+            line.append(visible(slug or "(none: ctrl+o)"), style="bold")
         line.append("  conversation: ")
         line.append(visible(conversation_id or "new"), style="italic")
         if title:
@@ -108,7 +120,8 @@ def turn_messages(turn: Turn) -> list[MessageView]:
     """The transcript widgets of a stored turn."""
     views = [MessageView("user", turn.prompt, note=f"turn {turn.seq + 1}", seq=turn.seq)]
     if turn.result is not None:
-        views.append(MessageView("assistant", answer_text(turn), note=turn.status, markdown=True, seq=turn.seq))
+        note = turn.status + (" · incomplete" if turn.incomplete else "")
+        views.append(MessageView("assistant", answer_text(turn), note=note, markdown=True, seq=turn.seq))
     if turn.error and turn.status != "COMPLETED":
         views.append(MessageView("error", turn.error, note=turn.status, seq=turn.seq))
     elif turn.needs_reattach:
