@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/stackspot-tui --demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # Lint, formatting, types and the layer rules between packages.
 check: $(STAMP)

@@ -37,7 +37,10 @@ class Settings:
     proxy: str | None = None
     slug: str | None = None  # default quick command for the TUI
     poll_initial: float = 0.5  # first poll after create, seconds
-    poll_max_interval: float = 5.0  # polling backs off up to this
+    poll_interval: float = 1.0  # then one poll a grid step (grows after a minute)
+    poll_max_interval: float = 5.0  # never a longer silence than this while polling
+    created_warning: float = 60.0  # say so when an execution stays CREATED this long
+    object_input: str = "plain"  # an object prompt is sent as is ("plain") or as {"json": ...} ("json")
     execution_timeout: float = 600.0  # give up watching after this many seconds
     request_timeout: float = 30.0  # one HTTP request
     max_retries: int = 5  # 5xx / network / 429 retries per request
@@ -86,11 +89,17 @@ _FILE_KEYS = {
     "proxy",
     "slug",
     "poll_initial",
+    "poll_interval",
     "poll_max_interval",
+    "created_warning",
+    "object_input",
     "execution_timeout",
     "request_timeout",
     "max_retries",
 }
+
+
+_CHOICES = {"object_input": ("plain", "json")}
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -121,6 +130,9 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: '{name}' must be a positive number, got {value!r}") from None
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: '{name}' must be a string, got {value!r}")
+    choices = _CHOICES.get(name)
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{origin}: '{name}' must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 

@@ -12,11 +12,13 @@ from .engine import (
     Progressed,
     RequestSent,
     Retrying,
+    StillCreated,
     TurnFinished,
     TurnSaved,
+    summarize_step,
 )
 from .export import token_counts
-from .store.models import Turn
+from .store.models import StepSummary, Turn
 from .textsafe import one_line
 
 
@@ -39,11 +41,38 @@ def percent(value: float | None) -> str:
     return "" if value is None else f" {value * 100:.0f}%"
 
 
-def step_line(order: int | None, name: str, kind: str | None) -> ProgressLine:
-    """A step as it appears: order, name, type."""
-    return ProgressLine(
-        f"  step {order if order is not None else '-'} · {one_line(name, 60)}{f' ({kind})' if kind else ''}", "step"
-    )
+SOURCES_SHOWN = 5  # per step; the rest are counted
+
+
+def step_line(position: int, name: str, kind: str | None) -> ProgressLine:
+    """A step as it appears: its place (from 1), name, type."""
+    return ProgressLine(f"  step {position} · {one_line(name, 60)}{f' ({one_line(kind, 30)})' if kind else ''}", "step")
+
+
+def step_result_lines(position: int, step: StepSummary, took: float | None = None) -> list[ProgressLine]:
+    """A finished step: how long it ran, a web request's status and data, what went wrong, its sources."""
+    facts = [f"in {seconds(took)}"] if took is not None else []
+    if step.status_code is not None or step.preview:
+        status = f"HTTP {step.status_code}" if step.status_code is not None else "no HTTP status"
+        facts.append(f"{status} · {one_line(step.preview, 80)}" if step.preview else status)
+    head = f"  step {position} · {one_line(step.name, 60)} {'failed' if step.error else 'done'}"
+    lines = [ProgressLine(" · ".join([head, *facts]) if facts else head, "warn" if step.error else "step")]
+    if step.error and not step.error.startswith(f"HTTP {step.status_code}"):  # a failed request is shown above
+        lines.append(ProgressLine(f"    error: {one_line(step.error, 160)}", "warn"))
+    lines += [ProgressLine(f"    source: {one_line(source, 120)}", "step") for source in step.sources[:SOURCES_SHOWN]]
+    if len(step.sources) > SOURCES_SHOWN:
+        lines.append(ProgressLine(f"    … and {len(step.sources) - SOURCES_SHOWN} more source(s)", "step"))
+    return lines
+
+
+def stored_step_lines(steps: list[StepSummary]) -> list[ProgressLine]:
+    """The steps of a stored turn, as the progress log showed them."""
+    lines = []
+    for position, step in enumerate(steps, 1):
+        lines.append(step_line(position, step.name, step.type))
+        if step.done:
+            lines += step_result_lines(position, step)
+    return lines
 
 
 def progress_lines(event: Event) -> list[ProgressLine]:
@@ -65,12 +94,18 @@ def progress_lines(event: Event) -> list[ProgressLine]:
             lines.append(
                 ProgressLine(f"{execution.status}{percent(execution.progress.percentage)} · {seconds(event.elapsed)}")
             )
-        lines += [step_line(step.order, step.name, step.type) for step in event.new_steps]
+        lines += [step_line(step.position, step.name, step.type) for step in event.new_steps]
         for step, took in event.finished_steps:
-            sources = f" · {len(step.sources)} source(s)" if step.sources else ""
-            took_text = f" in {seconds(took)}" if took is not None else ""
-            lines.append(ProgressLine(f"  step {one_line(step.name, 60)} done{took_text}{sources}", "step"))
+            lines += step_result_lines(step.position, summarize_step(step), took)
         return lines
+    if isinstance(event, StillCreated):
+        return [
+            ProgressLine(
+                f"still CREATED after {seconds(event.waited)}: StackSpot has not started the execution yet "
+                "(it may be overloaded); still waiting",
+                "warn",
+            )
+        ]
     if isinstance(event, Retrying):
         notice = event.notice
         what = {"rate_limited": "rate limited", "server_error": "server error", "network": "network error"}[
@@ -78,7 +113,7 @@ def progress_lines(event: Event) -> list[ProgressLine]:
         ]
         return [
             ProgressLine(
-                f"{what}: {one_line(notice.detail, 120)} · waiting {seconds(notice.delay)} "
+                f"{what}: {one_line(notice.detail, 240)} · waiting {seconds(notice.delay)} "
                 f"(retry {notice.attempt}/{notice.max_attempts})",
                 "warn",
             )

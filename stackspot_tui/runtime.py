@@ -15,6 +15,7 @@ DEMO_CLIENT_ID = "demo-client"
 DEMO_CLIENT_SECRET = "demo-secret"
 DEMO_URL = "https://simulator.invalid"  # never resolved: requests go to the in-process transport
 SIM_DURATION_ENV = "STACKSPOT_SIM_DURATION"
+SIM_PROGRESS_ENV = "STACKSPOT_SIM_PROGRESS"
 
 
 def history_root(settings: Settings, *, demo: bool) -> Path:
@@ -28,6 +29,14 @@ def sim_duration(default: float = 3.0) -> float:
     except ValueError:
         return default
     return value if value > 0 else default
+
+
+def sim_progress(default: str = "steps") -> str:
+    """The simulator's progress mode from the environment (for `--demo` and `simulate`)."""
+    from .sim.quick import PROGRESS_MODES
+
+    value = os.environ.get(SIM_PROGRESS_ENV, default).strip().lower()
+    return value if value in PROGRESS_MODES else default
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -49,7 +58,9 @@ def build_client(settings: Settings, *, demo: bool) -> StackSpotClient:
         return StackSpotClient.from_settings(settings)
     from .sim import Simulator
 
-    simulator = Simulator(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, duration=sim_duration())
+    simulator = Simulator(
+        client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, duration=sim_duration(), progress=sim_progress()
+    )
     return StackSpotClient.from_settings(demo_settings(settings), transport=simulator.transport())
 
 
@@ -61,7 +72,7 @@ def build_service(settings: Settings, *, demo: bool, store: HistoryStore | None 
     store = store or open_store(settings, demo=demo)
     client = build_client(settings, demo=demo)
     agents = AgentClient.from_settings(demo_settings(settings) if demo else settings, client)
-    return ConversationService(client, store, agents=agents)
+    return ConversationService(client, store, agents=agents, created_warning=settings.created_warning)
 
 
 def build_backend(settings: Settings, *, demo: bool) -> Backend:

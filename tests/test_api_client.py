@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from stackspot_tui.api import (
     AuthError,
     BadRequestError,
+    Execution,
     ExecutionTimeout,
     ForbiddenError,
+    InvalidSlugError,
     NetworkError,
     NotFoundError,
     PollPolicy,
@@ -24,6 +26,7 @@ from stackspot_tui.api import (
     RetryPolicy,
     ServerError,
     StackSpotClient,
+    slug_problem,
 )
 from stackspot_tui.api.errors import ErrorBody, QuotaExceededError, limit_window
 from stackspot_tui.api.policy import parse_retry_after
@@ -174,12 +177,51 @@ async def test_create_with_conversation_and_dict_input(client, mock):
     assert json.loads(request.content) == {"input_data": {"lang": "py", "code": "x=1"}}
 
 
-async def test_slug_is_url_encoded_not_path_injected(client, mock):
+@pytest.mark.parametrize(
+    "slug, words",
+    [
+        ("../../admin?x=1", "'.' '/' '=' '?' not allowed"),
+        ("", "empty"),
+        ("a" * 86, "86 characters long"),
+        ("revisão", "'ã' not allowed"),
+        ("two words", "' ' not allowed"),
+    ],
+)
+async def test_a_slug_stackspot_refuses_is_never_sent(client, mock, slug, words):
+    route = mock.route().mock(return_value=httpx.Response(200, json=EXEC_ID))
+    with pytest.raises(InvalidSlugError) as err:
+        await client.create_execution(slug, "hi")
+    assert words in str(err.value) and route.call_count == 0
+
+
+@pytest.mark.parametrize("slug", ["a", "A-Z_09", "x" * 85, "code-review"])
+def test_slugs_stackspot_accepts(slug):
+    assert slug_problem(slug) is None
+
+
+@given(st.text(max_size=100))
+def test_slug_check_matches_the_documented_pattern(slug):
+    import re
+
+    assert (slug_problem(slug) is None) == bool(re.fullmatch(r"[A-Za-z0-9_-]{1,85}", slug))
+
+
+async def test_object_input_shape_is_a_setting(mock, fake_time):
     mock.post(TOKEN_URL).mock(return_value=token_answer())
-    route = mock.post(url__regex=r".*/create-execution/.*").mock(return_value=httpx.Response(200, json=EXEC_ID))
-    await client.create_execution("../../admin?x=1", "hi")
-    raw_path = route.calls[0].request.url.raw_path.decode()
-    assert raw_path.startswith("/v1/quick-commands/create-execution/..%2F..%2Fadmin%3Fx%3D1")
+    route = mock.post(CREATE).mock(return_value=httpx.Response(200, json=EXEC_ID))
+    for shape, sent in (("plain", {"a": 1}), ("json", {"json": {"a": 1}})):
+        client = StackSpotClient(
+            client_id="c",
+            client_secret="s",
+            token_url=TOKEN_URL,
+            api_url=API,
+            object_input=shape,
+            sleep=fake_time.sleep,
+        )
+        await client.create_execution("code-review", {"a": 1})
+        await client.create_execution("code-review", "text stays text")
+        assert json.loads(route.calls[-2].request.content) == {"input_data": sent}
+        assert json.loads(route.calls[-1].request.content) == {"input_data": "text stays text"}
 
 
 @pytest.mark.parametrize(
@@ -289,7 +331,7 @@ async def test_create_accepts_object_with_execution_id(client, mock):
 # -- callback and watch ----------------------------------------------------------------------
 
 
-async def test_watch_to_completed_yields_changes_only(client, mock, fake_time):
+async def test_watch_to_completed_yields_every_answer(client, mock, fake_time):
     mock.post(TOKEN_URL).mock(return_value=token_answer())
     step_pending = [{"step_name": "analyze", "execution_order": 1, "type": "LLM", "step_result": None}]
     step_done = [
@@ -309,12 +351,38 @@ async def test_watch_to_completed_yields_changes_only(client, mock, fake_time):
             callback("COMPLETED", 1.0, result="## Review\nfine", steps=step_done),
         ]
     )
-    snapshots = [e async for e in client.watch(EXEC_ID)]
-    assert [s.status for s in snapshots] == ["CREATED", "RUNNING", "RUNNING", "COMPLETED"]
+    snapshots = [e async for e in client.watch(EXEC_ID, created_at=fake_time.now)]
+    assert [s.status for s in snapshots] == ["CREATED", "RUNNING", "RUNNING", "RUNNING", "COMPLETED"]
+    assert not snapshots[2].differs_from(snapshots[1]) and snapshots[3].differs_from(snapshots[2])
     assert snapshots[-1].result_text() == "## Review\nfine"
-    assert snapshots[-1].steps[0].sources[0].title == "Docs"
+    assert snapshots[-1].steps[0].sources[0].name == "Docs"
     assert route.call_count == 5
-    assert fake_time.sleeps[0] == 0.5  # first poll within half a second
+    assert fake_time.sleeps[:3] == [0.5, 0.5, 1.0]  # within half a second, then on the 1 s grid
+
+
+async def test_reattach_polls_at_once_then_on_the_servers_grid(mock, fake_time):
+    """Without a creation time, the grid is anchored on `progress.start` (the server's clock)."""
+    wall = 1_800_000_000.25  # the execution started 10.25 s before the first poll
+    client = StackSpotClient(
+        client_id="cid",
+        client_secret="s",
+        token_url=TOKEN_URL,
+        api_url=API,
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+        wall_clock=lambda: wall + (fake_time.now - 1000.0),
+    )
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    start = "2027-01-15T08:00:00+00:00"  # 1_800_000_000 - 10
+    mock.get(CALLBACK).mock(
+        side_effect=[
+            callback("RUNNING", None, **{"progress": {"status": "RUNNING", "start": start}}),
+            callback("RUNNING", None, **{"progress": {"status": "RUNNING", "start": start}}),
+            callback("COMPLETED", 1.0, result="r"),
+        ]
+    )
+    [e async for e in client.watch(EXEC_ID)]
+    assert fake_time.sleeps == [0.0, pytest.approx(0.75), pytest.approx(1.0)]  # at 10.25, then 11, 12 s
 
 
 async def test_watch_stops_on_failure_with_server_message(client, mock):
@@ -445,38 +513,6 @@ async def test_401_mid_watch_refreshes_transparently(client, mock):
 
 
 # -- policies ----------------------------------------------------------------------------
-
-
-def test_poll_policy_backs_off_to_the_cap():
-    policy = PollPolicy(initial=0.5, factor=2.0, max_interval=3.0)
-    assert [policy.next_delay(i, 100.0, None) for i in range(4)] == [1.0, 2.0, 3.0, 3.0]
-
-
-def test_poll_policy_aims_just_past_the_estimated_end():
-    policy = PollPolicy(initial=0.5, factor=2.0, max_interval=5.0)
-    # 1 s elapsed at 80%: about 0.25 s left, sooner than the 4 s backoff
-    assert policy.next_delay(3, 1.0, 0.8) == pytest.approx(0.25 + policy.margin)
-    assert policy.next_delay(3, 1.0, 0.99) == policy.min_interval
-
-
-def test_poll_policy_strides_when_the_end_is_far():
-    policy = PollPolicy(initial=0.5, factor=1.5, max_interval=5.0, eta_max_interval=30.0)
-    # 2 s in at 2%: ~98 s left: wait half of it, capped
-    assert policy.next_delay(1, 2.0, 0.02) == 30.0
-    # 20 s in at 50%: 20 s left: wait 10 s (more than the 5 s backoff cap)
-    assert policy.next_delay(6, 20.0, 0.5) == pytest.approx(10.0)
-
-
-def test_poll_policy_at_100_percent_not_final():
-    policy = PollPolicy(initial=0.5, factor=2.0, max_interval=5.0)
-    assert policy.next_delay(3, 3.0, 1.0) == policy.min_interval
-    assert policy.next_delay(3, 60.0, 1.0) == pytest.approx(1.2)
-    assert policy.next_delay(9, 1000.0, 1.0) == 5.0  # capped
-
-
-def test_poll_policy_no_percentage_yet():
-    policy = PollPolicy(initial=0.5, factor=2.0, max_interval=5.0)
-    assert policy.next_delay(0, 0.5, 0.0) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -691,3 +727,152 @@ def test_error_body_with_odd_field_types(data):
     body = ErrorBody.from_json(data)
     assert body.code is None or isinstance(body.code, str)
     assert body.sentence is None or isinstance(body.sentence, str)
+
+
+# -- step shapes and failure explanations ------------------------------------------------------
+
+LLM_STEP = {
+    "step_name": "analyze",
+    "execution_order": 0,
+    "type": "LLM",
+    "step_result": {
+        "answer": "looked at it",
+        "sources": [
+            {
+                "type": "KNOWLEDGE_SOURCE",
+                "name": "Code review guide",
+                "slug": "review-guide",
+                "document_type": "CUSTOM",
+                "document_score": 0.8312,
+                "document_id": "01DOC",
+            },
+            {"type": None, "name": None, "slug": "only-a-slug", "document_score": "0.5"},
+            "a bare string",
+            {"document_id": 7},
+        ],
+    },
+}
+WEB_STEP = {
+    "step_name": "fetch-ticket",
+    "execution_order": 1,
+    "type": "API",
+    "step_result": {
+        "status_code": 200,
+        "headers": {"content-type": "application/json"},
+        "data": '{"ticket": 42}',
+        "json_data": {"ticket": 42},
+    },
+}
+
+
+async def test_llm_and_web_request_steps(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    json_only = {"step_name": "post", "execution_order": 2, "step_result": {"status_code": "201", "json_data": [1]}}
+    pending = {"step_name": "format", "execution_order": 3, "type": "LLM", "step_result": None}
+    mock.get(CALLBACK).mock(return_value=callback("RUNNING", 0.75, steps=[LLM_STEP, WEB_STEP, json_only, pending]))
+    execution = await client.get_execution(EXEC_ID)
+    llm, web, posted, waiting = execution.steps
+    assert (llm.position, llm.order, llm.answer, llm.web) == (1, 0, "looked at it", None)
+    assert [s.detail() for s in llm.sources] == [
+        "Code review guide (KNOWLEDGE_SOURCE, score 0.83)",
+        "only-a-slug (score 0.50)",
+        "a bare string",
+        "7",
+    ]
+    assert web.position == 2 and web.web is not None and web.answer is None and web.error is None
+    assert web.web.summary() == 'HTTP 200 · {"ticket": 42}' and web.web.headers == {"content-type": "application/json"}
+    assert posted.web is not None and posted.web.summary() == "HTTP 201 · [1]"
+    assert not waiting.done and waiting.label() == "step 4 (format)"
+
+
+async def test_web_request_step_with_a_long_or_odd_body(client, mock):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    body = "line one\n\x1b[31mred\x1b[0m " + "x" * 500
+    step = {"step_name": "big", "step_result": {"status_code": 502, "data": body, "headers": None}}
+    mock.get(CALLBACK).mock(return_value=callback("FAILURE", 0.5, steps=[step]))
+    execution = await client.get_execution(EXEC_ID)
+    web = execution.steps[0].web
+    assert web is not None and len(web.preview()) <= 80 and "\x1b" not in web.preview() and "\n" not in web.preview()
+    assert execution.failure_reason().startswith("step 1 (big): HTTP 502 · line one")
+
+
+@pytest.mark.parametrize(
+    "extra, progress_extra, step_result, reason",
+    [
+        ({"error": "LLM quota exceeded"}, {}, None, "LLM quota exceeded"),
+        ({"message": "Model timed out"}, {}, None, "Model timed out"),
+        ({"details": "Knowledge source missing"}, {}, None, "Knowledge source missing"),
+        ({"error": {"code": "X1", "message": "nested"}}, {}, None, "nested"),
+        ({}, {"error": "in progress"}, None, "in progress"),
+        ({}, {"message": "progress message"}, None, "progress message"),
+        ({}, {"details": "progress details"}, None, "progress details"),
+        ({}, {}, {"error": "the step broke"}, "step 2 (analyze): the step broke"),
+        ({}, {}, {"answer": None, "message": "step message"}, "step 2 (analyze): step message"),
+        ({}, {}, {"status_code": 503, "data": "upstream down"}, "step 2 (analyze): HTTP 503 · upstream down"),
+        (
+            {"error": ""},
+            {"error": None},
+            None,
+            "the execution failed on StackSpot without an explanation; it stopped at step 2 (analyze)",
+        ),
+    ],
+)
+async def test_a_failures_explanation_is_found_wherever_it_is(client, mock, extra, progress_extra, step_result, reason):
+    mock.post(TOKEN_URL).mock(return_value=token_answer())
+    steps = [
+        {"step_name": "prepare", "execution_order": 0, "step_result": {"answer": "ok"}},
+        {"step_name": "analyze", "execution_order": 1, "step_result": step_result},
+        {"step_name": "format", "execution_order": 2, "step_result": None},
+    ]
+    document = {
+        "execution_id": EXEC_ID,
+        "progress": {"status": "FAILURE", "execution_percentage": 0.33, **progress_extra},
+        "steps": steps,
+        "result": None,
+        **extra,
+    }
+    mock.get(CALLBACK).mock(return_value=httpx.Response(200, json=document))
+    execution = await client.get_execution(EXEC_ID)
+    assert execution.failed and execution.failure_reason() == reason
+
+
+def test_a_failure_without_steps_says_so():
+    execution = Execution.parse({"progress": {"status": "FAILED"}})
+    assert execution.failed and execution.failure_reason().endswith("before any step")
+
+
+STEP_KEYS = [
+    "step_name",
+    "execution_order",
+    "type",
+    "step_result",
+    "answer",
+    "sources",
+    "status_code",
+    "headers",
+    "data",
+    "json_data",
+    "error",
+    "message",
+    "details",
+    "name",
+    "document_score",
+]
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(STEP_KEYS), c, max_size=6),
+        max_leaves=25,
+    )
+)
+def test_odd_steps_never_break_parsing(raw):
+    execution = Execution.parse({"progress": {"status": "FAILURE"}, "steps": [raw, {"step_result": raw}]})
+    assert isinstance(execution.failure_reason(), str)
+    for step in execution.steps:
+        assert isinstance(step.name, str) and "\n" not in step.name
+        for source in step.sources:
+            assert isinstance(source.detail(), str)
+        if step.web is not None:
+            assert isinstance(step.web.summary(), str)

@@ -160,3 +160,67 @@ async def test_html_answers_while_polling_keep_the_turn_reattachable(service, st
     assert "instead of a JSON object" in turn.error
     assert [e.notice.reason for e in events if isinstance(e, Retrying)] == ["server_error"] * 3
     assert store.pending_turns()
+
+
+async def test_a_long_created_is_reported_once_and_waited_out(simulator, store, fake_time):
+    from conftest import make_client
+
+    from stackspot_tui.engine import StillCreated
+
+    client = make_client(simulator, fake_time)
+    service = ConversationService(client, store, clock=fake_time.clock, created_warning=5.0)
+    conversation = service.new_conversation("sim-stuck-created")  # CREATED for 9 s, then 3 s of work
+    events = []
+    turn = await service.send(conversation.id, "hi", on_event=events.append)
+    await client.aclose()
+    warnings = [e for e in events if isinstance(e, StillCreated)]
+    assert len(warnings) == 1 and 5.0 <= warnings[0].waited < 7.0
+    assert turn.status == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    "slug, error",
+    [
+        ("sim-failure-progress", "Simulated failure: the LLM step raised an error"),
+        ("sim-failure-step", "step 3 (generate): Simulated failure: the LLM step raised an error"),
+        ("sim-failure-web", "step 2 (fetch-context): HTTP 502 · Bad Gateway: the ticket service did not answer"),
+        (
+            "sim-failure-silent",
+            "the execution failed on StackSpot without an explanation; it stopped at step 3 (generate)",
+        ),
+    ],
+)
+async def test_a_failures_explanation_becomes_the_turns_error(service, store, slug, error):
+    conversation = service.new_conversation(slug)
+    turn = await service.send(conversation.id, "please fail")
+    assert turn.status == "FAILURE" and turn.error == error and turn.error_kind == "failure"
+    assert store.get_turn(conversation.id, turn.seq).error == error
+
+
+async def test_web_steps_and_sources_are_kept_for_the_transcript(service, store):
+    conversation = service.new_conversation("code-review")
+    turn = await service.send(conversation.id, "x = 1")
+    stored = store.get_turn(conversation.id, turn.seq).steps
+    assert (stored[0].name, stored[0].status_code, stored[0].preview) == (
+        "fetch-guidelines",
+        200,
+        '{"rules": 12, "style": "pep8"}',
+    )
+    assert stored[1].sources[0] == "Code review guidelines (KNOWLEDGE_SOURCE, score 0.83)"
+    assert [s.order for s in stored] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("slug", ["has space", "../admin", "", "x" * 86])
+async def test_a_slug_stackspot_refuses_saves_nothing(service, store, simulator, slug):
+    from stackspot_tui.api import InvalidSlugError
+
+    with pytest.raises(InvalidSlugError):
+        service.new_conversation(slug)
+    with pytest.raises(InvalidSlugError):
+        service.latest_or_new(slug)
+    conversation = service.new_conversation("echo")
+    if slug:  # an empty override means "the conversation's slug"
+        with pytest.raises(InvalidSlugError):
+            await service.send(conversation.id, "hi", slug=slug)
+    assert store.turns(conversation.id) == [] and len(store.list_conversations()) == 1
+    assert creates(simulator) == []

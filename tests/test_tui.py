@@ -31,7 +31,7 @@ def make_service(
         token_url=f"{SIM}/r/oidc/oauth/token",
         api_url=SIM,
         transport=simulator.transport(),
-        poll=PollPolicy(initial=0.05, max_interval=0.2, min_interval=0.02),
+        poll=PollPolicy(initial=0.05, interval=0.05, max_interval=0.2),
         **client_options,
     )
     service = ConversationService(client, HistoryStore(root / "history"))

@@ -1,13 +1,14 @@
 """StackSpot API: async httpx client, OAuth2 auth, typed answers and errors. No UI imports."""
 
 from .agents import AgentClient, AgentEvent, AgentInfo, AgentReply, ReplyEnded, TextDelta, TokenUsage
-from .client import RetryNotice, StackSpotClient
+from .client import RetryNotice, StackSpotClient, check_slug, slug_problem
 from .errors import (
     AuthError,
     BadRequestError,
     ErrorBody,
     ExecutionTimeout,
     ForbiddenError,
+    InvalidSlugError,
     NetworkError,
     NotFoundError,
     PromptTooLongError,
@@ -33,6 +34,7 @@ __all__ = [
     "Execution",
     "ExecutionTimeout",
     "ForbiddenError",
+    "InvalidSlugError",
     "NetworkError",
     "NotFoundError",
     "PollPolicy",
@@ -53,5 +55,7 @@ __all__ = [
     "TextDelta",
     "TokenUsage",
     "UnexpectedAnswerError",
+    "check_slug",
     "result_to_text",
+    "slug_problem",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .errors import (
     ErrorBody,
     ExecutionTimeout,
     ForbiddenError,
+    InvalidSlugError,
     NetworkError,
     NotFoundError,
     ProtocolError,
@@ -32,11 +34,34 @@ from .errors import (
     UnexpectedAnswerError,
     limit_window,
 )
-from .models import Execution
+from .models import Execution, parse_timestamp
 from .policy import PollPolicy, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     from ..config import Settings
+
+SLUG = re.compile(r"[A-Za-z0-9_-]{1,85}")
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why StackSpot would refuse ``slug`` (1-85 of A-Z a-z 0-9 _ -), or None when it is fine."""
+    if SLUG.fullmatch(slug):
+        return None
+    if not slug:
+        return "the quick command slug is empty"
+    if len(slug) > 85:
+        return f"the quick command slug is {len(slug)} characters long; StackSpot accepts at most 85"
+    bad = sorted({c for c in slug if not (c.isascii() and (c.isalnum() or c in "_-"))})
+    shown = " ".join(repr(c) for c in bad[:5])
+    return f"'{one_line(slug, 60)}' is not a quick command slug: {shown} not allowed (only letters, digits, _ and -)"
+
+
+def check_slug(slug: str) -> str:
+    """``slug`` when StackSpot would accept it; else InvalidSlugError saying why."""
+    problem = slug_problem(slug)
+    if problem:
+        raise InvalidSlugError(problem)
+    return slug
 
 
 @dataclass(frozen=True)
@@ -70,16 +95,20 @@ class StackSpotClient:
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
         execution_timeout: float = 600.0,
+        object_input: str = "plain",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.auth = ClientCredentialsAuth(client_id, client_secret, token_url, clock=clock)
         self.retry = retry or RetryPolicy()
         self.poll = poll or PollPolicy()
         self.execution_timeout = execution_timeout
+        self.object_input = object_input  # "plain" or "json": how an object prompt is sent
         self._sleep = sleep
         self._clock = clock
+        self._wall = wall_clock
         self._http = httpx.AsyncClient(
             auth=self.auth,
             transport=transport,
@@ -108,8 +137,13 @@ class StackSpotClient:
             transport=transport,
             request_timeout=settings.request_timeout,
             retry=RetryPolicy(max_retries=settings.max_retries),
-            poll=PollPolicy(initial=settings.poll_initial, max_interval=settings.poll_max_interval),
+            poll=PollPolicy(
+                initial=settings.poll_initial,
+                interval=settings.poll_interval,
+                max_interval=settings.poll_max_interval,
+            ),
             execution_timeout=settings.execution_timeout,
+            object_input=settings.object_input,
             **kwargs,
         )
 
@@ -132,7 +166,15 @@ class StackSpotClient:
         *,
         on_retry: RetryCallback | None = None,
     ) -> str:
-        """Start a quick command; returns the execution id."""
+        """Start a quick command; returns the execution id.
+
+        An object ``input_data`` is sent as is, or as ``{"json": …}`` when ``object_input`` is
+        "json" (clients disagree on the shape StackSpot wants). A slug StackSpot would refuse
+        raises InvalidSlugError before anything is sent.
+        """
+        check_slug(slug)
+        if isinstance(input_data, dict) and self.object_input == "json":
+            input_data = {"json": input_data}
         params = {"conversation_id": conversation_id} if conversation_id else None
         url = f"{self.api_url}/v1/quick-commands/create-execution/{quote(slug, safe='')}"
         response = await self._request(
@@ -164,32 +206,37 @@ class StackSpotClient:
         *,
         on_retry: RetryCallback | None = None,
         started_at: float | None = None,
+        created_at: float | None = None,
     ) -> AsyncIterator[Execution]:
-        """Poll until COMPLETED/FAILURE/ERROR, yielding every snapshot that changed.
+        """Poll until COMPLETED/FAILURE/ERROR, yielding every answer (changed or not).
 
-        ``started_at`` (monotonic) is when the execution was created; it feeds the
-        end-time estimate and the overall timeout (default: now).
+        ``started_at`` (monotonic, default now) starts the overall timeout. ``created_at`` is
+        when StackSpot answered the create: the poll grid is anchored on it. Without it (a
+        re-attach) the first poll goes at once and the grid is anchored on the execution's
+        ``progress.start`` when the clocks agree, else on that first poll.
         """
         start = self._clock() if started_at is None else started_at
-        previous: Execution | None = None
-        poll_index = 0
-        delay = self.poll.initial
+        plan = self.poll.plan(start if created_at is None else created_at, reattached=created_at is None)
+        when = plan.first(self._clock())
+        anchored = created_at is not None
         while True:
-            elapsed = self._clock() - start
-            if elapsed + delay > self.execution_timeout:
+            delay = max(0.0, when - self._clock())
+            if self._clock() + delay - start > self.execution_timeout:
                 raise ExecutionTimeout(
                     f"execution {execution_id} did not finish within {self.execution_timeout:g} s; "
                     "it may still be running on StackSpot (resume it later)"
                 )
             await self._sleep(delay)
+            sent_at = self._clock()
             execution = await self.get_execution(execution_id, on_retry=on_retry)
-            if previous is None or _changed(previous, execution):
-                yield execution
+            if not anchored:
+                anchored = True
+                plan.anchor = _server_start(execution, sent_at, self._wall()) or sent_at
+            yield execution
             if execution.is_final:
                 return
-            previous = execution
-            delay = self.poll.next_delay(poll_index, self._clock() - start, execution.progress.percentage)
-            poll_index += 1
+            plan.observe(sent_at, execution)
+            when = plan.next(self._clock())
 
     # -- transport -------------------------------------------------------------------------
 
@@ -290,12 +337,13 @@ async def _read_error_answer(response: httpx.Response) -> httpx.Response:
     return response
 
 
-def _changed(before: Execution, after: Execution) -> bool:
-    return (
-        before.status != after.status
-        or before.progress.percentage != after.progress.percentage
-        or [(s.name, s.done) for s in before.steps] != [(s.name, s.done) for s in after.steps]
-    )
+def _server_start(execution: Execution, sent_at: float, wall_now: float) -> float | None:
+    """``progress.start`` on the monotonic clock, when it is a plausible past moment."""
+    started = parse_timestamp(execution.progress.start)
+    if started is None:
+        return None
+    age = wall_now - started
+    return sent_at - age if 0.0 <= age <= 7 * 86400 else None
 
 
 def _json(response: httpx.Response, where: str) -> Any:

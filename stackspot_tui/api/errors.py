@@ -102,6 +102,12 @@ class BadRequestError(StackSpotError):
     kind = "bad_request"
 
 
+class InvalidSlugError(StackSpotError, ValueError):
+    """A quick command slug StackSpot would refuse: caught before anything is sent or saved."""
+
+    kind = "invalid_slug"
+
+
 class PromptTooLongError(BadRequestError):
     """400 from an agent: the prompt (with the conversation so far) exceeds the model's context."""
 

@@ -2,46 +2,193 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from .models import Execution
+
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Adaptive polling.
+    """When to poll an execution.
 
-    Without a usable percentage, intervals grow geometrically from ``initial`` to
-    ``max_interval``. With one, the end time is estimated from elapsed time and percentage:
-    a poll is aimed just after the estimated end when it is near, and when it is far the
-    wait is half the remaining time (at most ``eta_max_interval``), so a long execution costs
-    a handful of polls and a short one is seen finished within a fraction of a second.
+    `execution_percentage` counts finished steps: it jumps when a step ends and stalls for as
+    long as a long LLM step runs, so it cannot say when the execution will end. The plan
+    therefore rests on a grid that needs no estimate, and spends a few extra polls only where
+    the answer says the end is near:
+
+    - **A grid anchored on the creation**: a first poll after ``initial``, then one every
+      ``interval`` (a divisor of ``max_interval``). Every multiple of ``max_interval`` is on
+      it, so the plan is never later than a fixed poller of that period, and it is never
+      silent longer than ``max_interval``. An execution is seen finished at most ``interval``
+      after its end. Beyond ``late_after`` seconds the step grows with the elapsed time (the
+      largest divisor of ``max_interval`` within ``late_fraction`` of it), still aligned.
+    - **Extra polls**, only within ``rate`` polls a second over the execution so far:
+      just after the end a clock-like percentage predicts; soon after every step is done (or
+      100%) without a final status; between grid points while the last step runs.
+    - **Fewer polls** when the percentage has behaved like a clock for several polls: until
+      about a grid step before the end it predicts, only the ``max_interval`` grid.
     """
 
     initial: float = 0.5
-    factor: float = 1.5
+    interval: float = 1.0
     max_interval: float = 5.0
-    min_interval: float = 0.2
-    eta_max_interval: float = 30.0
-    margin: float = 0.05  # aim this far past the estimated end
+    late_after: float = 60.0
+    late_fraction: float = 0.03
+    rate: float = 1.2  # polls per second, on average over an execution, that extra polls may not exceed
+    margin: float = 0.05  # aim an extra poll this far past a predicted end
+    wrap_up: float = 0.2  # delay of the extra poll when every step is done but the status is not final
 
-    def next_delay(self, poll_index: int, elapsed: float, percentage: float | None) -> float:
-        """Delay after poll ``poll_index`` (0-based; ``initial`` precedes poll 0).
+    def plan(self, anchor: float, *, reattached: bool = False) -> PollPlan:
+        """A plan for one execution created at monotonic time ``anchor``."""
+        return PollPlan(self, anchor, reattached=reattached)
 
-        ``elapsed`` is seconds since the execution was created.
+    @property
+    def step(self) -> float:
+        """The grid step under ``late_after``: ``interval`` rounded down to a divisor of ``max_interval``."""
+        return self.max_interval / math.ceil(self.max_interval / min(self.interval, self.max_interval) - 1e-9)
+
+    def step_at(self, elapsed: float) -> float:
+        """Grid step for the ``max_interval`` period that starts at ``elapsed``."""
+        step = self.step
+        if elapsed < self.late_after:
+            return step
+        allowed = self.late_fraction * elapsed - 0.1  # the answer's own latency counts too
+        divisions = max(1, math.ceil(self.max_interval / max(allowed, 1e-9) - 1e-9))
+        return max(step, self.max_interval / divisions)
+
+    def grid_after(self, elapsed: float) -> float:
+        """The first grid point strictly after ``elapsed`` (seconds since the anchor)."""
+        period_start = math.floor(elapsed / self.max_interval + 1e-9) * self.max_interval
+        step = self.step_at(period_start)
+        return period_start + (math.floor((elapsed - period_start) / step + 1e-9) + 1) * step
+
+
+@dataclass
+class _Seen:
+    at: float  # seconds since the anchor
+    percentage: float | None
+    steps_done: int
+    steps: int
+
+
+class PollPlan:
+    """The polls of one execution: ``first()``, then ``observe()`` each answer and ask ``next()``.
+
+    Times are monotonic seconds; the plan keeps no clock of its own.
+    """
+
+    def __init__(self, policy: PollPolicy, anchor: float, *, reattached: bool = False) -> None:
+        self.policy = policy
+        self.anchor = anchor
+        self.polls = 0
+        self._reattached = reattached
+        self._seen: list[_Seen] = []
+
+    def first(self, now: float) -> float:
+        """When to send the first poll; at once when re-attaching to an execution."""
+        return now if self._reattached else max(now, self.anchor + self.policy.initial)
+
+    def observe(self, sent_at: float, execution: Execution) -> None:
+        """Record an answer; ``sent_at`` is when its request went out."""
+        self.polls += 1
+        done = sum(1 for step in execution.steps if step.done)
+        self._seen.append(_Seen(sent_at - self.anchor, execution.progress.percentage, done, len(execution.steps)))
+
+    def next(self, now: float) -> float:
+        """When to send the next poll (monotonic), given that it is ``now``."""
+        policy = self.policy
+        elapsed = now - self.anchor
+        grid = policy.grid_after(elapsed)
+        end = self.predicted_end()
+        if end is not None and end[0] - elapsed > 2 * policy.step_at(elapsed):
+            # A clock-like percentage puts the end far off: the coarse grid, and one poll a grid
+            # step before the earliest end it allows (to check the estimate), suffice until then.
+            coarse = (math.floor(elapsed / policy.max_interval + 1e-9) + 1) * policy.max_interval
+            return self.anchor + max(grid, min(coarse, self._grid_before(elapsed, end[0])))
+        extra = self._extra(elapsed, grid, None if end is None else end[1])
+        return self.anchor + (extra if extra is not None else grid)
+
+    # -- where the end is likely ----------------------------------------------------------
+
+    def predicted_end(self) -> tuple[float, float] | None:
+        """When a clock-like percentage reaches 100%: (earliest, latest) seconds from the anchor.
+
+        Clock-like: it rose at least three times with no step finishing (a percentage that counts
+        steps moves only when one ends), its last three rises agree on the end, and it has not
+        stalled since. A percentage rounded to 0.01 only bounds the end; each rise narrows them.
         """
-        base = min(self.max_interval, self.initial * self.factor ** (poll_index + 1))
-        if percentage is None or percentage <= 0.0 or elapsed <= 0:
-            return max(self.min_interval, base)
-        if percentage >= 1.0:
-            # "100%" but not final yet: wrapping up (or a rounded 99.6%); look again soon,
-            # backing off with the elapsed time so a server stuck at 100% is not hammered.
-            return max(self.min_interval, min(base, 0.02 * elapsed))
-        remaining = elapsed * (1.0 - percentage) / percentage
-        if remaining <= base:
-            return max(self.min_interval, remaining + self.margin)
-        return min(self.eta_max_interval, max(base, remaining / 2))
+        rises = [
+            (before, after)
+            for before, after in zip(self._seen, self._seen[1:], strict=False)
+            if after.percentage != before.percentage
+        ]
+        if sum(1 for before, after in rises if before.steps_done == after.steps_done) < 3:
+            return None
+        rises = rises[-3:]
+        for before, after in rises:
+            if before.percentage is None or after.percentage is None:
+                return None
+            if not 0 <= before.percentage < after.percentage < 1 or after.at <= 0:
+                return None
+        shown = [after.percentage for _, after in rises]
+        slack = 0.005 if all(abs(p * 100 - round(p * 100)) < 1e-6 for p in shown) else 1e-9  # type: ignore[operator]
+        earliest, latest = 0.0, math.inf
+        for before, after in rises:
+            p = after.percentage
+            assert p is not None
+            earliest = max(earliest, after.at / (p + slack), before.at / max(p - slack, 1e-9))
+            if p - slack > 0:
+                latest = min(latest, after.at / (p - slack))
+        if not math.isfinite(latest) or earliest > latest * 1.02:
+            return None  # the rises disagree: not a clock
+        if self._seen[-1].at - rises[-1][1].at > max(3 * self.policy.max_interval, 0.05 * latest):
+            return None  # it stopped moving: no longer a clock
+        return min(earliest, latest), latest
+
+    def _steps_left(self) -> int | None:
+        """Steps still to finish when the percentage counts finished steps (done / total)."""
+        last = self._seen[-1] if self._seen else None
+        if last is None or last.percentage is None or last.steps_done == 0:
+            return None
+        if last.percentage >= 1.0:
+            return 0
+        total = last.steps_done / last.percentage if last.percentage > 0 else None
+        if total is None or abs(total - round(total)) > 0.08 or round(total) < last.steps:
+            return None
+        return round(total) - last.steps_done
+
+    def _grid_before(self, elapsed: float, end: float) -> float:
+        """The last grid point after ``elapsed`` that still lies a grid step before ``end``."""
+        policy = self.policy
+        point = policy.grid_after(elapsed)
+        while (following := policy.grid_after(point)) <= end - policy.step_at(following):
+            point = following
+        return point
+
+    def _extra(self, elapsed: float, grid: float, end: float | None) -> float | None:
+        """An extra poll before the next grid point, where the end is likely and the budget allows."""
+        policy = self.policy
+        if self.polls + 1 > policy.rate * (elapsed + policy.margin) - 1:
+            return None
+        last = self._seen[-1] if self._seen else None
+        candidate: float | None = None
+        if end is not None:
+            candidate = end + policy.margin
+        elif last is not None and (
+            (last.percentage is not None and last.percentage >= 1.0)
+            or (last.steps and last.steps_done == last.steps and self._steps_left() in (0, None))
+        ):
+            candidate = elapsed + policy.wrap_up  # every step done, no final status yet: wrapping up
+        elif self._steps_left() == 1:
+            step = policy.step_at(elapsed)
+            candidate = grid - step / 2  # the last step runs: halve the grid
+        if candidate is None or not elapsed < candidate < grid - 0.1:
+            return None
+        return candidate
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any, TextIO
 
+from ..api import slug_problem
 from ..api.agents import valid_agent_id
 from ..api.models import result_to_text
 from ..engine import AnswerDelta, ConversationService, Event
@@ -100,6 +101,9 @@ def _target(args: argparse.Namespace) -> tuple[str | None, str | None, str | Non
     if args.agent is None:
         if args.slug is None:
             raise UsageError("give a quick command SLUG, or --agent AGENT_ID")
+        problem = slug_problem(args.slug)
+        if problem:  # refused before anything is read, sent or saved
+            raise UsageError(problem)
         return args.slug, None, args.prompt
     if args.prompt is not None:
         raise UsageError(f"with --agent, give only the PROMPT (got {args.slug!r} and {args.prompt!r})")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..runtime import sim_duration
+from ..runtime import sim_duration, sim_progress
+from ..sim.quick import OBJECT_INPUTS, PROGRESS_MODES
 from .common import EXIT_OK, Streams, UsageError, positive_float
 
 
@@ -21,6 +22,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     sim.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     sim.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
     sim.add_argument("--duration", type=positive_float, default=None, help="seconds an execution takes (default 3)")
+    sim.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default=None,
+        help="how execution_percentage moves: finished steps (steps, the default), elapsed time (linear), "
+        "not at all until the end (stalled), or absent (none); a slug can choose its own: delay-<ms>-<mode>",
+    )
+    sim.add_argument(
+        "--object-input",
+        choices=OBJECT_INPUTS,
+        default="any",
+        help='which object input_data shapes create-execution accepts: any, plain, or json ({"json": ...} only)',
+    )
     sim.add_argument("--client-id", default="demo-client", help="accepted client id (default demo-client)")
     sim.add_argument("--client-secret", default="demo-secret", help="accepted client secret (default demo-secret)")
     sim.add_argument("--token-ttl", type=positive_float, default=1199.0, help="token lifetime in seconds")
@@ -51,6 +65,8 @@ def _simulate(args: argparse.Namespace, streams: Streams) -> int:
         pacing=Pacing(first_token=args.first_token, per_word=1 / args.word_rate),
         max_prompt_chars=args.max_prompt_chars,
         agent_listing=not args.no_agent_list,
+        progress=args.progress or sim_progress(),
+        object_input=args.object_input,
     )
     try:
         serve_forever(simulator, args.host, args.port, out=streams.stdout)

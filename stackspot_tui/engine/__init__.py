@@ -21,8 +21,10 @@ from .service import (
     Progressed,
     RequestSent,
     Retrying,
+    StillCreated,
     TurnFinished,
     TurnSaved,
+    summarize_step,
 )
 
 __all__ = [
@@ -43,8 +45,10 @@ __all__ = [
     "Retrying",
     "SearchHit",
     "StackSpotError",
+    "StillCreated",
     "Turn",
     "TurnFinished",
     "TurnSaved",
     "answer_text",
+    "summarize_step",
 ]

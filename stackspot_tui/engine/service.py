@@ -29,6 +29,7 @@ from ..api import (
     Step,
     StreamCut,
     TextDelta,
+    check_slug,
 )
 from ..ids import ulid
 from ..store import HistoryStore
@@ -73,6 +74,14 @@ class Progressed:
     new_steps: tuple[Step, ...]
     finished_steps: tuple[tuple[Step, float | None], ...]  # step, seconds we saw it run
     elapsed: float
+
+
+@dataclass(frozen=True)
+class StillCreated:
+    """The execution has sat in CREATED for ``waited`` seconds (StackSpot overloaded?); still waiting."""
+
+    turn: Turn
+    waited: float
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,7 @@ Event = (
     TurnSaved
     | ExecutionStarted
     | Progressed
+    | StillCreated
     | Retrying
     | RequestSent
     | FirstToken
@@ -175,11 +185,22 @@ class _StepClock:
         return tuple(new), tuple(finished)
 
 
+def summarize_step(step: Step) -> StepSummary:
+    """What the history keeps of a step: enough for the transcript and exports to show it."""
+    return StepSummary(
+        name=step.name,
+        order=step.order,
+        type=step.type,
+        done=step.done,
+        sources=[source.detail() for source in step.sources],
+        status_code=step.web.status_code if step.web else None,
+        preview=step.web.preview() if step.web else None,
+        error=step.error,
+    )
+
+
 def _step_summaries(steps: tuple[Step, ...]) -> list[StepSummary]:
-    return [
-        StepSummary(name=s.name, order=s.order, type=s.type, done=s.done, sources=[src.label() for src in s.sources])
-        for s in steps
-    ]
+    return [summarize_step(step) for step in steps]
 
 
 class ConversationService:
@@ -191,24 +212,31 @@ class ConversationService:
         agents: AgentClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         save_interval: float = 0.25,
+        created_warning: float = 60.0,
     ):
+        """``created_warning``: seconds in CREATED after which the progress says so (once)."""
         self.client = client
         self.agents = agents or AgentClient(client)
         self.store = store
         self._clock = clock
         self._save_interval = save_interval  # partial answers reach the disk at least this often
+        self.created_warning = created_warning
 
     # -- conversations --------------------------------------------------------------------
 
     def new_conversation(self, slug: str = "", title: str = "", *, agent_id: str | None = None) -> Conversation:
-        """A conversation with a quick command (``slug``) or with an agent (``agent_id``)."""
+        """A conversation with a quick command (``slug``) or with an agent (``agent_id``).
+
+        Raises InvalidSlugError, saving nothing, for a slug StackSpot would refuse."""
+        if not agent_id:
+            check_slug(slug)
         return self.store.create_conversation("" if agent_id else slug, title, agent_id=agent_id)
 
     def latest_or_new(self, slug: str = "", *, agent_id: str | None = None) -> Conversation:
         if agent_id:
             latest = self.store.latest_conversation(agent_id=agent_id)
         else:
-            latest = self.store.latest_conversation(slug)
+            latest = self.store.latest_conversation(check_slug(slug))
         return latest or self.new_conversation(slug, agent_id=agent_id)
 
     # -- turns ----------------------------------------------------------------------------
@@ -224,11 +252,14 @@ class ConversationService:
     ) -> Turn:
         """Run one turn to its end and return it as stored.
 
-        Never raises StackSpot errors: they end the turn (``turn.error``). Cancelling the
-        task marks the turn CANCELLED and re-raises CancelledError.
+        Never raises StackSpot errors: they end the turn (``turn.error``), except
+        InvalidSlugError for a slug StackSpot would refuse, raised before anything is saved.
+        Cancelling the task marks the turn CANCELLED and re-raises CancelledError.
         """
         emit = on_event or (lambda event: None)
         conversation = self.store.get_conversation(conversation_id)
+        if not conversation.agent_id:
+            check_slug(slug or conversation.slug)
         payload = prompt if input_data is None else input_data
         turn = self.store.add_turn(conversation.id, prompt, payload, slug=slug or conversation.slug)
         conversation = self.store.get_conversation(conversation.id)
@@ -266,7 +297,7 @@ class ConversationService:
             conversation_id=conversation.conversation_id,
         )
         emit(ExecutionStarted(turn, execution_id))
-        return await self._follow(turn, started, emit)
+        return await self._follow(turn, started, emit, created_at=self._clock())
 
     async def reattach(self, conversation_id: str, seq: int, *, on_event: EventCallback | None = None) -> Turn:
         """Poll a turn that was created but never seen finished. Nothing is re-sent."""
@@ -285,16 +316,27 @@ class ConversationService:
 
     # -- internals ------------------------------------------------------------------------
 
-    async def _follow(self, turn: Turn, started: float, emit: EventCallback) -> Turn:
+    async def _follow(
+        self, turn: Turn, started: float, emit: EventCallback, *, created_at: float | None = None
+    ) -> Turn:
+        """Watch to the end. ``created_at``: when StackSpot answered the create (None on re-attach)."""
         assert turn.execution_id is not None, "only a created execution can be followed"
         steps = _StepClock()
         last: Execution | None = None
+        warned_created = False
         try:
             async for execution in self.client.watch(
                 turn.execution_id,
                 on_retry=self._retry_reporter(lambda: turn, started, emit),  # noqa: B023 - the latest turn, on purpose
                 started_at=started,
+                created_at=created_at,
             ):
+                waited = self._clock() - started
+                if execution.status == "CREATED" and waited >= self.created_warning and not warned_created:
+                    warned_created = True
+                    emit(StillCreated(turn, waited))
+                if last is not None and not execution.differs_from(last):
+                    continue
                 last = execution
                 turn = self._record_progress(turn, execution)
                 new, finished = steps.diff(execution.steps, self._clock())
@@ -318,12 +360,11 @@ class ConversationService:
             if turn.result is not None:
                 emit(AnswerDelta(turn, last.result_text()))
         else:
-            message = last.error or "the execution failed on StackSpot (no message given)"
             turn = self._end(
                 turn,
                 status=last.status,
                 result=last.result,
-                error=message,
+                error=last.failure_reason(),
                 error_kind="failure",
                 duration=last.progress.duration,
             )

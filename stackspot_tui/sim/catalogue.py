@@ -13,13 +13,57 @@ DOCS = "https://docs.stackspot.com/en/ai"
 
 
 @dataclass(frozen=True)
+class SourceSpec:
+    """A knowledge-source citation, as StackSpot sends it."""
+
+    name: str
+    slug: str
+    score: float
+    document_type: str = "CUSTOM"
+
+    def document(self, index: int) -> dict[str, Any]:
+        return {
+            "type": "KNOWLEDGE_SOURCE",
+            "name": self.name,
+            "slug": self.slug,
+            "document_type": self.document_type,
+            "document_score": self.score,
+            "document_id": f"01JDOC{self.slug.upper().replace('-', '')[:14]:0<14}{index:06d}",
+        }
+
+
+@dataclass(frozen=True)
+class WebSpec:
+    """What a web-request step got back."""
+
+    status_code: int
+    data: str | None
+    json_data: Any = None
+    content_type: str = "application/json"
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "status_code": self.status_code,
+            "headers": {"content-type": self.content_type, "x-request-id": "sim"},
+            "data": self.data,
+            "json_data": self.json_data,
+        }
+
+
+@dataclass(frozen=True)
 class StepSpec:
     name: str
-    type: str
+    type: str  # "LLM" or "API" (a web request)
     start: float  # fraction of the execution at which the step appears
     end: float  # fraction at which its result is ready (<= 1.0)
-    note: str  # the step's answer
-    sources: tuple[tuple[str, str], ...] = ()  # (title, url) citations
+    note: str = ""  # an LLM step's answer
+    sources: tuple[SourceSpec, ...] = ()
+    web: WebSpec | None = None  # a web-request step's result
+
+    def result(self) -> dict[str, Any]:
+        if self.web is not None:
+            return self.web.document()
+        return {"answer": self.note, "sources": [source.document(n) for n, source in enumerate(self.sources)]}
 
 
 @dataclass(frozen=True)
@@ -29,15 +73,17 @@ class QuickCommand:
     steps: tuple[StepSpec, ...]
 
 
-def _knowledge(end: float, *pages: tuple[str, str]) -> StepSpec:
-    return StepSpec(
-        "fetch-knowledge", "KNOWLEDGE_SOURCE", 0.10, end, f"Found {len(pages)} relevant knowledge source(s).", pages
-    )
+def _web(status: int, payload: Any) -> WebSpec:
+    return WebSpec(status, json.dumps(payload), payload)
 
 
-_QUICK_COMMANDS_PAGE = ("Quick commands", f"{DOCS}/quick-commands/")
-_KNOWLEDGE_PAGE = ("Knowledge sources", f"{DOCS}/knowledge-source/")
+_REVIEW_GUIDE = SourceSpec("Code review guidelines", "code-review-guidelines", 0.83)
+_QUICK_COMMANDS = SourceSpec("Quick commands", "stackspot-docs-quick-commands", 0.71, "PDF")
+_PYTEST = SourceSpec("Testing with pytest", "testing-with-pytest", 0.88)
+_KNOWLEDGE = SourceSpec("Knowledge sources", "stackspot-docs-knowledge-sources", 0.64, "PDF")
 
+# Steps of unequal length, as StackSpot's are: short web requests, then a long LLM step during
+# which a percentage that counts finished steps stalls. The last step ends the execution.
 CATALOGUE: dict[str, QuickCommand] = {
     qc.slug: qc
     for qc in (
@@ -45,45 +91,82 @@ CATALOGUE: dict[str, QuickCommand] = {
             "code-review",
             "Review code and suggest improvements",
             (
-                _knowledge(0.35, ("Code review guidelines", f"{DOCS}/knowledge-source/"), _QUICK_COMMANDS_PAGE),
-                StepSpec("analyze", "LLM", 0.35, 0.75, "Read the code and listed the findings."),
-                StepSpec("format-answer", "LLM", 0.75, 0.98, "Wrote the review as Markdown."),
+                StepSpec("fetch-guidelines", "API", 0.04, 0.10, web=_web(200, {"rules": 12, "style": "pep8"})),
+                StepSpec(
+                    "search-knowledge",
+                    "LLM",
+                    0.10,
+                    0.25,
+                    "Found 2 relevant documents.",
+                    (_REVIEW_GUIDE, _QUICK_COMMANDS),
+                ),
+                StepSpec("analyze", "LLM", 0.25, 0.85, "Read the code and listed the findings."),
+                StepSpec("format-answer", "LLM", 0.85, 1.0, "Wrote the review as Markdown."),
             ),
         ),
         QuickCommand(
             "explain-code",
             "Explain what a piece of code does",
             (
-                _knowledge(0.45, _KNOWLEDGE_PAGE),
-                StepSpec("explain", "LLM", 0.45, 0.98, "Explained the code step by step."),
+                StepSpec("search-knowledge", "LLM", 0.04, 0.30, "Found 1 relevant document.", (_KNOWLEDGE,)),
+                StepSpec("explain", "LLM", 0.30, 1.0, "Explained the code step by step."),
             ),
         ),
         QuickCommand(
             "generate-tests",
             "Write pytest tests for a function",
             (
-                _knowledge(0.30, ("Testing with pytest", f"{DOCS}/knowledge-source/"), _QUICK_COMMANDS_PAGE),
-                StepSpec("draft-tests", "LLM", 0.30, 0.60, "Drafted a happy-path test and edge cases."),
-                StepSpec("check-tests", "API", 0.60, 0.80, "Checked that the tests are valid Python."),
-                StepSpec("format-answer", "LLM", 0.80, 0.98, "Wrote the tests as a Markdown code block."),
+                StepSpec(
+                    "search-knowledge", "LLM", 0.04, 0.20, "Found 2 relevant documents.", (_PYTEST, _QUICK_COMMANDS)
+                ),
+                StepSpec("draft-tests", "LLM", 0.20, 0.70, "Drafted a happy-path test and edge cases."),
+                StepSpec(
+                    "check-syntax",
+                    "API",
+                    0.70,
+                    0.75,
+                    web=WebSpec(200, "OK: 2 tests collected", None, "text/plain"),
+                ),
+                StepSpec("format-answer", "LLM", 0.75, 1.0, "Wrote the tests as a Markdown code block."),
             ),
         ),
         QuickCommand(
             "echo",
             "Answer with the input, unchanged",
             (
-                StepSpec("receive", "API", 0.10, 0.50, "Received the input."),
-                StepSpec("echo", "API", 0.50, 0.98, "Sent the input back."),
+                StepSpec("receive", "API", 0.04, 0.20, web=_web(200, {"received": True})),
+                StepSpec("echo", "LLM", 0.20, 1.0, "Sent the input back."),
             ),
         ),
     )
 }
 
-# Steps of the fault and delay-<ms> slugs; "run" is the LLM step that sim-failure breaks.
+# Steps of the fault and delay-<ms> slugs.
 PLAIN_STEPS = (
-    StepSpec("prepare", "API", 0.10, 0.50, "Prepared the request."),
-    StepSpec("run", "LLM", 0.50, 0.98, "Produced the answer."),
+    StepSpec("receive-input", "API", 0.03, 0.06, web=_web(200, {"received": True})),
+    StepSpec("search-knowledge", "LLM", 0.06, 0.15, "Found 1 relevant document.", (_KNOWLEDGE,)),
+    StepSpec("generate", "LLM", 0.15, 0.85, "Produced the answer."),
+    StepSpec("format-answer", "LLM", 0.85, 1.0, "Formatted the answer."),
 )
+
+# sim-web-steps: web requests of every kind, then an LLM step.
+WEB_STEPS = (
+    StepSpec("get-ticket", "API", 0.03, 0.15, web=_web(200, {"ticket": 42, "title": "Login fails"})),
+    StepSpec("get-readme", "API", 0.15, 0.25, web=WebSpec(200, "# README\n\nA project.", None, "text/markdown")),
+    StepSpec("get-missing", "API", 0.25, 0.35, web=WebSpec(404, '{"detail": "Not Found"}', {"detail": "Not Found"})),
+    StepSpec("get-json-only", "API", 0.35, 0.45, web=WebSpec(201, None, {"id": "a1", "tags": ["x", "y"]})),
+    StepSpec("get-large", "API", 0.45, 0.55, web=WebSpec(200, "row," * 5000, None, "text/csv")),
+    StepSpec("summarize", "LLM", 0.55, 1.0, "Summarized the responses."),
+)
+
+# The sim-failure-* slugs: the execution fails in `generate` (or, for -web, in `fetch-context`).
+FAILING_STEPS = (
+    StepSpec("prepare", "API", 0.03, 0.10, web=_web(200, {"ok": True})),
+    StepSpec("fetch-context", "API", 0.10, 0.30, web=_web(200, {"files": 3})),
+    StepSpec("generate", "LLM", 0.30, 0.90, "Produced the answer."),
+    StepSpec("format-answer", "LLM", 0.90, 1.0, "Formatted the answer."),
+)
+FAILED_WEB = WebSpec(502, "Bad Gateway: the ticket service did not answer", None, "text/plain")
 
 
 def quick_commands() -> dict[str, str]:
@@ -93,7 +176,11 @@ def quick_commands() -> dict[str, str]:
 
 def steps_for(slug: str) -> tuple[StepSpec, ...]:
     command = CATALOGUE.get(slug)
-    return command.steps if command else PLAIN_STEPS
+    if command:
+        return command.steps
+    if slug == "sim-web-steps":
+        return WEB_STEPS
+    return FAILING_STEPS if slug.startswith("sim-failure") else PLAIN_STEPS
 
 
 def input_text(input_data: Any) -> str:
@@ -104,7 +191,7 @@ def input_text(input_data: Any) -> str:
 def answer(slug: str, input_data: Any, conversation_id: str, earlier: list[str]) -> str:
     """The Markdown result of an execution; `earlier` are the conversation's previous inputs."""
     text = input_text(input_data)
-    if slug == "echo" or slug.startswith("delay-"):
+    if slug == "echo" or slug.startswith("delay-") or slug.startswith("progress-"):
         return text
     body = _BODIES.get(slug, _generic)(text)
     return _memory(conversation_id, earlier) + body

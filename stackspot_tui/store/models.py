@@ -27,7 +27,10 @@ class StepSummary:
     order: int | None = None
     type: str | None = None
     done: bool = False
-    sources: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # "name (type, score 0.83)"
+    status_code: int | None = None  # a web-request step's HTTP status
+    preview: str | None = None  # the start of a web-request step's data, one line
+    error: str | None = None  # what the step's result says went wrong
 
 
 @dataclass

@@ -29,7 +29,7 @@ from ..engine import (
     TurnFinished,
     answer_text,
 )
-from ..progress import ProgressLine, progress_lines, seconds, step_line, stored_agent_lines
+from ..progress import ProgressLine, progress_lines, seconds, stored_agent_lines, stored_step_lines
 from ..textsafe import visible
 from .screens import Pick
 from .stream import StreamingAnswer
@@ -173,9 +173,7 @@ class ChatScreen(Screen):
         log.heading(
             f"turn {turn.seq + 1} · {turn.execution_id or ('agent ' + turn.agent_id if turn.agent_id else 'not sent')}"
         )
-        for step in turn.steps:
-            log.add(step_line(step.order, step.name, step.type))
-        for line in stored_agent_lines(turn):
+        for line in [*stored_step_lines(turn.steps), *stored_agent_lines(turn)]:
             log.add(line)
         level = "ok" if turn.status == "COMPLETED" else ("warn" if turn.needs_reattach else "error")
         duration = f" in {seconds(turn.duration)}" if turn.duration is not None else ""
