@@ -17,7 +17,7 @@ from typing import Any
 from .api.models import result_to_text
 from .atomicfile import write_atomic
 from .fences import code_fence
-from .store.models import Conversation, Turn
+from .store.models import Conversation, StepSummary, Turn
 from .textsafe import visible
 
 FORMAT_NAME = "stackspot-tui.conversation"
@@ -94,7 +94,17 @@ def _sources(turn: Turn) -> list[str]:
 
 
 def _steps_line(turn: Turn) -> str:
-    return ", ".join(f"{s.name}" + (f" ({s.type})" if s.type else "") for s in turn.steps)
+    """`fetch-ticket (API, HTTP 200: {"ticket": 42}), analyze (LLM)`."""
+    return ", ".join(s.name + (f" ({', '.join(_step_facts(s))})" if _step_facts(s) else "") for s in turn.steps)
+
+
+def _step_facts(step: StepSummary) -> list[str]:
+    facts = [step.type] if step.type else []
+    if step.status_code is not None:
+        facts.append(f"HTTP {step.status_code}" + (f": {step.preview}" if step.preview else ""))
+    if step.error and step.status_code is None:
+        facts.append(f"failed: {step.error}")
+    return facts
 
 
 def _header_facts(conversation: Conversation) -> list[tuple[str, str]]:

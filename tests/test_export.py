@@ -135,3 +135,24 @@ def test_json_round_trip_is_identical():
 def test_bad_documents_are_refused(document, words):
     with pytest.raises(export.ExportFormatError, match=words):
         export.from_document(document)
+
+
+def test_web_request_steps_and_sources_reach_every_format():
+    conversation, turns = sample()
+    turns[0].steps = [
+        StepSummary(name="fetch-ticket", order=0, type="API", done=True, status_code=200, preview='{"ticket": 42}'),
+        StepSummary(
+            name="post", order=1, type="API", done=True, status_code=502, preview="down", error="HTTP 502 · down"
+        ),
+        StepSummary(name="analyze", order=2, type="LLM", done=True, sources=["Guide (KNOWLEDGE_SOURCE, score 0.83)"]),
+        StepSummary(name="format", order=3, type="LLM", done=True, error="model overloaded"),
+    ]
+    steps = (
+        'fetch-ticket (API, HTTP 200: {"ticket": 42}), post (API, HTTP 502: down), analyze (LLM), '
+        "format (LLM, failed: model overloaded)"
+    )
+    assert f"**Steps:** {steps}" in export.to_markdown(conversation, turns)
+    text = export.to_text(conversation, turns)
+    assert f"Steps: {steps}" in text and "Source: Guide (KNOWLEDGE_SOURCE, score 0.83)" in text
+    html = export.to_html(conversation, turns)
+    assert "HTTP 200: {&quot;ticket&quot;: 42}" in html and "Guide (KNOWLEDGE_SOURCE, score 0.83)" in html

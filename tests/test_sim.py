@@ -729,7 +729,15 @@ def test_object_input_shapes(clock, shape, body, status):
 
 def test_execution_facts_for_benchmarks(sim, api, clock):
     execution_id = start(api, "delay-2500-linear")
-    poll(api, execution_id)
+    for now in (0.5, 1.25):
+        clock.now = now
+        poll(api, execution_id)
     facts = anonymous(sim).get(f"/_sim/executions/{execution_id}").json()
-    assert facts == {"created": WALL, "completes_at": WALL + 2.5, "polls": 1, "mode": "linear"}
+    assert facts == {
+        "created": WALL,
+        "completes_at": WALL + 2.5,
+        "polls": 2,
+        "poll_times": [0.5, 1.25],
+        "mode": "linear",
+    }
     assert anonymous(sim).get("/_sim/executions/NOPE").status_code == 404

@@ -288,6 +288,7 @@ class ConversationService:
             turn = self._end(turn, status=CANCELLED, error="cancelled before StackSpot answered")
             self._finish(turn, started, emit)
             raise
+        created_at = self._clock()  # the poll grid's anchor: before the disk write below
         turn = self.store.update_turn(
             turn.conversation,
             turn.seq,
@@ -297,7 +298,7 @@ class ConversationService:
             conversation_id=conversation.conversation_id,
         )
         emit(ExecutionStarted(turn, execution_id))
-        return await self._follow(turn, started, emit, created_at=self._clock())
+        return await self._follow(turn, started, emit, created_at=created_at)
 
     async def reattach(self, conversation_id: str, seq: int, *, on_event: EventCallback | None = None) -> Turn:
         """Poll a turn that was created but never seen finished. Nothing is re-sent."""
@@ -338,7 +339,9 @@ class ConversationService:
                 if last is not None and not execution.differs_from(last):
                     continue
                 last = execution
-                turn = self._record_progress(turn, execution)
+                # The final answer is saved in the same write as its progress: one disk write
+                # fewer between StackSpot's answer and the user's.
+                turn = self._record_progress(turn, execution, final=execution.is_final)
                 new, finished = steps.diff(execution.steps, self._clock())
                 emit(Progressed(turn, execution, new, finished, self._clock() - started))
         except _FATAL_WATCH_ERRORS as exc:
@@ -353,21 +356,8 @@ class ConversationService:
             self._finish(turn, started, emit)
             raise
         assert last is not None and last.is_final
-        if last.succeeded:
-            turn = self._end(
-                turn, status=last.status, result=last.result, percentage=1.0, duration=last.progress.duration
-            )
-            if turn.result is not None:
-                emit(AnswerDelta(turn, last.result_text()))
-        else:
-            turn = self._end(
-                turn,
-                status=last.status,
-                result=last.result,
-                error=last.failure_reason(),
-                error_kind="failure",
-                duration=last.progress.duration,
-            )
+        if last.succeeded and turn.result is not None:
+            emit(AnswerDelta(turn, last.result_text()))
         return self._finish(turn, started, emit)
 
     async def _agent_turn(self, conversation: Conversation, turn: Turn, emit: EventCallback) -> Turn:
@@ -466,7 +456,8 @@ class ConversationService:
         emit(AnswerStopped(turn, reply, len(parts), streamed))
         return self._finish(turn, started, emit)
 
-    def _record_progress(self, turn: Turn, execution: Execution) -> Turn:
+    def _record_progress(self, turn: Turn, execution: Execution, *, final: bool = False) -> Turn:
+        """Save a snapshot; with ``final``, also how the turn ended (its result, or why it failed)."""
         conversation = self.store.get_conversation(turn.conversation)
         if execution.conversation_id and conversation.conversation_id != execution.conversation_id:
             # The first callback of a new conversation tells us its id: keep it for follow-ups.
@@ -474,12 +465,25 @@ class ConversationService:
         fields: dict[str, Any] = {
             "percentage": execution.progress.percentage,
             "steps": _step_summaries(execution.steps),
+            "error": None,
+            "error_kind": None,
         }
         if not execution.is_final:
             fields["status"] = execution.status
         if execution.conversation_id and turn.conversation_id != execution.conversation_id:
             fields["conversation_id"] = execution.conversation_id
-        return self.store.update_turn(turn.conversation, turn.seq, error=None, error_kind=None, **fields)
+        if final:
+            fields.update(
+                status=execution.status,
+                result=execution.result,
+                duration=execution.progress.duration,
+                finished_at=now_iso(),
+            )
+            if execution.succeeded:
+                fields["percentage"] = 1.0
+            else:
+                fields.update(error=execution.failure_reason(), error_kind="failure")
+        return self.store.update_turn(turn.conversation, turn.seq, **fields)
 
     def _end(self, turn: Turn, **fields: Any) -> Turn:
         return self.store.update_turn(turn.conversation, turn.seq, finished_at=now_iso(), **fields)

@@ -52,7 +52,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,7 +115,11 @@ class _Execution:
     created_wall: float  # wall clock, for the timestamps
     queued: float  # seconds in CREATED before the steps start (sim-stuck-created)
     duration: float  # seconds from the end of the queue to the end
-    polls: int = 0
+    poll_times: list[float] = field(default_factory=list)  # seconds after creation, one a callback
+
+    @property
+    def polls(self) -> int:
+        return len(self.poll_times)
 
     @property
     def stops_at(self) -> float:
@@ -180,6 +184,7 @@ class QuickCommands:
             "created": execution.created_wall,
             "completes_at": execution.created_wall + execution.ends_after,
             "polls": execution.polls,
+            "poll_times": [round(t, 4) for t in execution.poll_times],
             "mode": execution.mode,
         }
 
@@ -307,7 +312,7 @@ class QuickCommands:
                     "NotFound", "CODEBUDDY_1010_EXECUTION_NOT_FOUND", f"Execution '{execution_id}' not found"
                 ),
             )
-        execution.polls += 1
+        execution.poll_times.append(self._clock() - execution.created)
         if execution.slug == "sim-stuck-created" and execution.polls <= _STUCK_POLLS:
             execution.queued = max(execution.queued, self._clock() - execution.created)
         flaky = execution.polls <= _FLAKY_POLLS
