@@ -6,29 +6,39 @@ import os
 import threading
 from pathlib import Path
 
+PRIVATE = 0o600
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o666) -> None:
+
+def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE) -> None:
     """Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the directory.
 
-    `mode` is the new file's permission bits before the umask (0o600 for private files).
-    The temporary name is unique per process and thread, so concurrent writers never share one.
+    `mode` is the new file's permission bits: private (0600) unless asked otherwise, since
+    what this program writes (history, exports, config) is the user's own. The temporary name
+    is unique per process and thread, so concurrent writers never share one.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with open(fd, "wb") as fh:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)  # the umask may not narrow it, a stale temp file may have other bits
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable."""
+def fsync_directory(directory: Path) -> None:
+    """Make a rename itself durable. Windows cannot open a directory; its renames are journaled."""
+    if os.name == "nt":
+        return
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -21,6 +21,14 @@ class FakeTime:
         await asyncio.sleep(0)  # still a suspension point, so other tasks (and cancels) get in
 
 
+@pytest.fixture(autouse=True)
+def no_fsync(monkeypatch):
+    """fsync makes writes survive a power cut, which no test can cause; what a killed process
+    leaves behind (the order: temp file, rename) does not depend on it. Skipping it in-process
+    makes the store-heavy tests several times faster; test_store.py checks it is called."""
+    monkeypatch.setattr("stackspot_tui.store.storage.os.fsync", lambda fd: None)
+
+
 @pytest.fixture
 def fake_time() -> FakeTime:
     return FakeTime()

@@ -32,8 +32,9 @@ def test_repair_rebuilds_a_damaged_index_shard_from_the_pages(tmp_path):
     shard.write_text("{garbage")
     with pytest.raises(HistoryCorruptError, match="stackspot-tui repair"):
         HistoryStore(tmp_path).list_conversations()
-    actions = HistoryStore(tmp_path, check=False).repair()
-    assert any("moved damaged index" in a for a in actions) and any("rebuilt" in a for a in actions)
+    report = HistoryStore(tmp_path, check=False).repair()
+    assert any("index/" in a and "aside" in a for a in report.actions) and any("rebuilt" in a for a in report.actions)
+    assert not report.problems
     [moved] = list((tmp_path / "index").glob("*.corrupt-*"))
     assert moved.read_text() == "{garbage"  # kept, never overwritten
     again = HistoryStore(tmp_path).get_conversation(conversation.id)
@@ -60,8 +61,8 @@ def test_repair_moves_a_damaged_page_aside_and_keeps_the_rest(tmp_path):
 def test_repair_of_a_damaged_meta_file(tmp_path):
     seeded(tmp_path)
     (tmp_path / "meta.json").write_text("not json")
-    actions = HistoryStore(tmp_path, check=False).repair()
-    assert any("meta.json" in a for a in actions)
+    report = HistoryStore(tmp_path, check=False).repair()
+    assert any("meta.json" in a for a in report.actions)
     assert len(HistoryStore(tmp_path).list_conversations()) == 1
 
 

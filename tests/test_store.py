@@ -20,6 +20,14 @@ from stackspot_tui.store import (
 from stackspot_tui.store.models import StepSummary
 
 
+@pytest.fixture(autouse=True, params=["flock", "filelock"])
+def lock_kind(request, monkeypatch):
+    """Every store test runs twice: with flock, and with the portable lock used where fcntl does not exist."""
+    if request.param == "filelock":
+        monkeypatch.setattr("stackspot_tui.store.storage.fcntl", None)
+    return request.param
+
+
 def test_conversation_round_trip_and_title_from_first_prompt(store):
     conversation = store.create_conversation("code-review")
     assert len(conversation.id) == 8 and conversation.title == ""
@@ -199,7 +207,11 @@ def test_writes_leave_no_temp_files(store):
     assert not [p for p in store.root.rglob("*") if p.name.endswith(".tmp")]
 
 
-def _writer(root: str, conv_id: str | None, count: int, queue) -> None:
+def _writer(root: str, conv_id: str | None, count: int, queue, lock_kind: str) -> None:
+    if lock_kind == "filelock":
+        from stackspot_tui.store import storage
+
+        storage.fcntl = None  # type: ignore[assignment]
     store = HistoryStore(Path(root))
     target = conv_id or store.create_conversation("own").id
     for n in range(count):
@@ -208,12 +220,14 @@ def _writer(root: str, conv_id: str | None, count: int, queue) -> None:
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["one-conversation", "own-conversations"])
-def test_parallel_writer_processes_lose_no_turn(tmp_path, shared):
+def test_parallel_writer_processes_lose_no_turn(tmp_path, shared, lock_kind):
+    if lock_kind == "filelock" and not shared:
+        pytest.skip("one parallel run is enough for the portable lock")
     store = HistoryStore(tmp_path)
     conv_id = store.create_conversation("shared").id if shared else None
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    writers = [context.Process(target=_writer, args=(str(tmp_path), conv_id, 25, queue)) for _ in range(4)]
+    writers = [context.Process(target=_writer, args=(str(tmp_path), conv_id, 25, queue, lock_kind)) for _ in range(4)]
     for w in writers:
         w.start()
     targets = {queue.get(timeout=60) for _ in writers}
@@ -225,3 +239,19 @@ def test_parallel_writer_processes_lose_no_turn(tmp_path, shared):
     if shared:
         assert sorted(t.seq for t in turns) == list(range(100))
         assert store.get_conversation(conv_id).turn_count == 100
+
+
+def test_every_write_is_fsynced_file_then_directory(tmp_path, monkeypatch):
+    """The suite skips fsync for speed (conftest.no_fsync); here it is counted, not skipped."""
+    import os
+    import stat
+
+    synced: list[str] = []
+    monkeypatch.setattr(
+        "stackspot_tui.store.storage.os.fsync",
+        lambda fd: synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"),
+    )
+    store = HistoryStore(tmp_path)
+    synced.clear()
+    store.create_conversation("qc")
+    assert synced == ["file", "dir"]

@@ -158,7 +158,7 @@ def _export(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
             raise CommandError("export --all writes one file per conversation: give -o DIRECTORY")
         directory = Path(args.output)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise CommandError(f"cannot create {directory}: {exc.strerror}") from None
         conversations = store.list_conversations(archived=None)
@@ -243,9 +243,12 @@ def _repair(args: argparse.Namespace, streams: Streams) -> int:
     """Works on a history too damaged to open, so it does not go through `_on_history`."""
     common = CommonOptions.from_args(args)
     root = history_root(common.settings(streams), demo=common.demo)
-    actions = HistoryStore(root, check=False).repair()
-    for line in actions:
+    report = HistoryStore(root, check=False).repair()
+    for line in report.actions:
         print(line, file=streams.stderr)
-    summary = f"{len(actions)} repair(s) done" if actions else "nothing to repair"
-    print(f"history at {root}: {summary}", file=streams.stderr)
-    return EXIT_OK
+    for line in report.problems:
+        print(f"stackspot-tui: error: {one_line(line, 500)}", file=streams.stderr)
+    done = f"{len(report.actions)} repair(s) done" if report.actions else "nothing to repair"
+    left = f", {len(report.problems)} problem(s) left" if report.problems else ""
+    print(f"history at {root}: {done}{left}", file=streams.stderr)
+    return EXIT_FAILED if report.problems else EXIT_OK

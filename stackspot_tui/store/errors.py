@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+REPAIR_HINT = "`stackspot-tui repair` sets damaged files aside and rebuilds what it can"
+
 
 class HistoryError(Exception):
     """Base class for history problems."""
@@ -13,10 +15,7 @@ class HistoryCorruptError(HistoryError):
     def __init__(self, path: Path, detail: str) -> None:
         self.path = path
         self.detail = detail
-        super().__init__(
-            f"history file {path} is damaged ({detail}); it was left untouched: "
-            "`stackspot-tui repair` moves damaged files aside and rebuilds what it can"
-        )
+        super().__init__(f"history file {path} is damaged ({detail}); it was left untouched: {REPAIR_HINT}")
 
 
 class HistoryVersionError(HistoryError):
@@ -25,6 +24,41 @@ class HistoryVersionError(HistoryError):
         super().__init__(
             f"history at {path.parent} has schema version {found}, newer than this stackspot-tui "
             f"supports ({supported}); upgrade stackspot-tui or use another STACKSPOT_TUI_DATA_DIR"
+        )
+
+
+class HistoryLocationError(HistoryError):
+    """The history directory itself cannot be used (it is a file, say): a setting to fix."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        super().__init__(f"cannot keep the history in {path}: {detail}; check --data-dir or STACKSPOT_TUI_DATA_DIR")
+
+
+class HistoryAccessError(HistoryError):
+    """The operating system refused to read or write a history file."""
+
+    def __init__(self, path: Path, action: str, exc: OSError) -> None:
+        self.path = path
+        self.errno = exc.errno
+        reason = exc.strerror or str(exc)
+        hint = " (is the history owned by another user?)" if isinstance(exc, PermissionError) else ""
+        super().__init__(f"cannot {action} history file {path}: {reason}{hint}")
+
+
+class HistoryWriteError(HistoryAccessError):
+    """A write failed (disk full, read-only, ...); nothing was half-written."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        super().__init__(path, "write", exc)
+
+
+class HistoryReadOnlyError(HistoryError):
+    def __init__(self, root: Path, exc: OSError) -> None:
+        self.path = root
+        super().__init__(
+            f"the history at {root} is read-only ({exc.strerror or exc}): "
+            "reading commands work, this one needs to write"
         )
 
 
@@ -45,5 +79,19 @@ class UnknownTurnError(HistoryError):
 
 
 class HistoryLockTimeout(HistoryError):
-    def __init__(self, path: Path, seconds: float) -> None:
-        super().__init__(f"another stackspot-tui process held the history lock {path} for over {seconds:g} s")
+    def __init__(self, path: Path, waited: float) -> None:
+        super().__init__(
+            f"waited {waited:.1f} s for the history lock {path}: another stackspot-tui process keeps it; "
+            "try again when it is done"
+        )
+
+
+class DeleteIncompleteError(HistoryError):
+    """The conversation is gone from the history, but some of its files could not be removed."""
+
+    def __init__(self, conv_id: str, leftover: Path, exc: OSError) -> None:
+        self.path = leftover
+        super().__init__(
+            f"deleted conversation {conv_id}, but could not remove its files in {leftover} "
+            f"({exc.strerror or exc}); `stackspot-tui repair` tries again"
+        )

@@ -1,13 +1,14 @@
-"""TinyDB storage that never leaves a half-written file, and the inter-process lock."""
+"""History files on disk: checked reads, atomic private writes, and the inter-process lock."""
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import json
 import os
+import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,39 +16,107 @@ from typing import Any
 from tinydb.storages import Storage
 
 from ..atomicfile import write_atomic
-from .errors import HistoryCorruptError, HistoryLockTimeout
+from .errors import HistoryAccessError, HistoryCorruptError, HistoryLockTimeout, HistoryReadOnlyError, HistoryWriteError
+
+try:
+    import fcntl
+except ImportError:  # Windows and other systems without flock: filelock's portable lock instead
+    fcntl = None  # type: ignore[assignment]
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+_READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+Validator = Callable[[Path, Any], None]  # raises HistoryCorruptError
 
 
 def read_json(path: Path) -> Any | None:
-    """Parse a history file; a missing or empty file is None, a damaged one raises."""
+    """Parse a history file. A missing file is None; anything unreadable raises."""
+    raw = read_bytes(path)
+    return None if raw is None else parse_json(path, raw)
+
+
+def read_bytes(path: Path) -> bytes | None:
+    """A history file's bytes, None when it does not exist; a directory in its place is damage."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise HistoryCorruptError(path, "a directory where a file should be") from None
+    except NotADirectoryError:
+        raise HistoryCorruptError(_file_in_the_way(path), "a file where a directory should be") from None
+    except OSError as exc:
+        raise HistoryAccessError(path, "read", exc) from None
+
+
+def parse_json(path: Path, raw: bytes) -> Any:
+    """An empty file is damage, not an empty record set: every file is written whole and renamed
+    into place, so a 0-byte file means something else truncated it."""
     if not raw.strip():
-        return None
+        raise HistoryCorruptError(path, "empty file")
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HistoryCorruptError(path, f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise HistoryCorruptError(path, f"not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise HistoryCorruptError(path, f"not valid JSON: {exc.msg.lower()} at byte {exc.pos}") from None
+    except RecursionError:
+        raise HistoryCorruptError(path, "not valid JSON: nested too deep") from None
+
+
+def _file_in_the_way(path: Path) -> Path:
+    """The nearest ancestor of ``path`` that exists and is not a directory."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return path
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and any missing parents, each readable by its owner only."""
+    missing = []
+    for candidate in (directory, *directory.parents):
+        if candidate.is_dir():
+            break
+        missing.append(candidate)
+    for candidate in reversed(missing):
+        try:
+            os.mkdir(candidate, PRIVATE_DIR)
+        except FileExistsError:
+            if not candidate.is_dir():
+                raise HistoryCorruptError(candidate, "a file where a directory should be") from None
+        except NotADirectoryError:
+            raise HistoryCorruptError(_file_in_the_way(candidate), "a file where a directory should be") from None
+        except OSError as exc:
+            raise HistoryWriteError(candidate, exc) from None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """The whole document, compact, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    make_private_dirs(path.parent)
+    # NaN and Infinity are written as Python's json writes them: a server may send them in a
+    # result, and the answer is kept as it came; typed fields are checked finite on read.
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        write_atomic(path, payload)
+    except IsADirectoryError:
+        raise HistoryCorruptError(path, "a directory where a file should be") from None
+    except OSError as exc:
+        raise HistoryWriteError(path, exc) from None
 
 
-class AtomicJSONStorage(Storage):
-    """TinyDB storage: reads the whole file, writes it whole and atomically."""
+class CheckedStorage(Storage):
+    """TinyDB storage: every read is checked whole (so no write lands in a damaged file);
+    every write is whole, atomic and private."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, validate: Validator) -> None:
         self.path = Path(path)
+        self._validate = validate
 
     def read(self) -> dict[str, Any] | None:
         data = read_json(self.path)
-        if data is not None and not isinstance(data, dict):
-            raise HistoryCorruptError(self.path, "not a TinyDB document")
+        if data is not None:
+            self._validate(self.path, data)
         return data
 
     def write(self, data: dict[str, Any]) -> None:
@@ -58,46 +127,111 @@ class AtomicJSONStorage(Storage):
 
 
 class HistoryLock:
-    """flock on a lock file (between processes) plus an RLock (between threads)."""
+    """Between processes: flock on the lock file, shared for reads and exclusive for writes
+    (filelock's exclusive lock where fcntl does not exist). Between threads: an RLock.
+
+    A read needs no write access: the lock file is opened read-only, and if it does not exist
+    and cannot be created (a read-only history) the read goes without it — every file is
+    replaced by an atomic rename, so a lockless reader still never sees a torn file.
+    """
 
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self.path = path
         self.timeout = timeout
         self._thread_lock = threading.RLock()
         self._depth = 0
-        self._fd: int | None = None
+        self._shared = False
+        self._release: Callable[[], None] | None = None
 
     @contextmanager
-    def hold(self) -> Iterator[None]:
+    def hold(self, *, shared: bool = False) -> Iterator[None]:
         with self._thread_lock:
             if self._depth == 0:
-                self._acquire()
+                self._release = self._acquire(shared)
+                self._shared = shared
+            elif self._shared and not shared:
+                raise RuntimeError("a history write inside a read: take the exclusive lock first")
             self._depth += 1
             try:
                 yield
             finally:
                 self._depth -= 1
-                if self._depth == 0:
-                    self._release()
+                if self._depth == 0 and self._release is not None:
+                    release, self._release = self._release, None
+                    release()
 
-    def _acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.timeout
+    def _acquire(self, shared: bool) -> Callable[[], None] | None:
+        if fcntl is None:
+            return self._acquire_portable(shared)
+        fd = self._open(shared)
+        if fd is None:
+            return None
+        operation = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        started = time.monotonic()
         delay = 0.001
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, operation)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                waited = time.monotonic() - started
+                if waited >= self.timeout:
                     os.close(fd)
-                    raise HistoryLockTimeout(self.path, self.timeout) from None
-                time.sleep(delay)  # flock has no timeout: poll with a short, growing wait
+                    raise HistoryLockTimeout(self.path, waited) from None
+                # flock has no timeout: poll. Async callers run the store in a worker thread.
+                time.sleep(delay)
                 delay = min(0.05, delay * 2)
-        self._fd = fd
 
-    def _release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        def release() -> None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+        return release
+
+    def _open(self, shared: bool) -> int | None:
+        fd: int | None = None
+        if shared:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise self._open_error(exc) from None
+        if fd is None:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+            except OSError as exc:
+                if shared and exc.errno in _READ_ONLY_ERRNOS:
+                    return None  # read-only history without a lock file: read without one
+                raise self._open_error(exc) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise HistoryCorruptError(self.path, "the lock is not a regular file")
+        return fd
+
+    def _open_error(self, exc: OSError) -> Exception:
+        if isinstance(exc, IsADirectoryError):
+            return HistoryCorruptError(self.path, "a directory where a file should be")
+        if isinstance(exc, NotADirectoryError):
+            return HistoryCorruptError(_file_in_the_way(self.path), "a file where a directory should be")
+        readable = os.access(self.path.parent, os.R_OK | os.X_OK)
+        if exc.errno == errno.EROFS or (exc.errno in _READ_ONLY_ERRNOS and readable):
+            return HistoryReadOnlyError(self.path.parent, exc)
+        return HistoryAccessError(self.path, "open", exc)
+
+    def _acquire_portable(self, shared: bool) -> Callable[[], None] | None:
+        import filelock
+
+        if self.path.is_dir():
+            raise HistoryCorruptError(self.path, "a directory where a file should be")
+        lock = filelock.FileLock(str(self.path), mode=PRIVATE_FILE)
+        started = time.monotonic()
+        try:
+            lock.acquire(timeout=self.timeout, poll_interval=0.01)
+        except filelock.Timeout:
+            raise HistoryLockTimeout(self.path, time.monotonic() - started) from None
+        except OSError as exc:
+            if shared and exc.errno in _READ_ONLY_ERRNOS:
+                return None
+            raise self._open_error(exc) from None
+        return lambda: lock.release()
