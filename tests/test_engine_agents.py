@@ -16,6 +16,7 @@ from stackspot_tui.engine import (
     TurnSaved,
 )
 from stackspot_tui.progress import progress_lines
+from stackspot_tui.store import UnknownTurnError
 
 
 def chats(simulator) -> list[dict]:
@@ -145,7 +146,10 @@ async def test_the_partial_answer_reaches_the_disk_while_streaming(simulator, st
     try:
         for _ in range(500):  # until the saver's worker thread has written the first words
             await asyncio.sleep(0.01)
-            turn = store.get_turn(conversation.id, 0)
+            try:
+                turn = store.get_turn(conversation.id, 0)
+            except UnknownTurnError:  # the prompt is saved in a worker thread: not yet
+                continue
             if turn.result and len(turn.result.split()) >= 10:
                 break
         assert turn.status == "STREAMING" and turn.incomplete and len(turn.result.split()) >= 10

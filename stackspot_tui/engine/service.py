@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from ..api import (
     AgentClient,
@@ -32,7 +32,7 @@ from ..api import (
     check_slug,
 )
 from ..ids import ulid
-from ..store import HistoryStore
+from ..store import HistoryError, HistoryStore
 from ..store.models import (
     CANCELLED,
     INCOMPLETE,
@@ -44,6 +44,10 @@ from ..store.models import (
     now_iso,
 )
 from .partial import PartialSaver
+
+T = TypeVar("T")
+
+RESUME_HINT = "the execution may still run on StackSpot: `stackspot-tui resume` picks it up"
 
 # After these errors the execution cannot be watched again: the turn ends as ERROR.
 # Other errors (network, 5xx, rate limit, auth, timeout) leave it re-attachable.
@@ -257,12 +261,13 @@ class ConversationService:
         Cancelling the task marks the turn CANCELLED and re-raises CancelledError.
         """
         emit = on_event or (lambda event: None)
-        conversation = self.store.get_conversation(conversation_id)
+        store = self.store
+        conversation = await self._io(store.get_conversation, conversation_id)
         if not conversation.agent_id:
             check_slug(slug or conversation.slug)
         payload = prompt if input_data is None else input_data
-        turn = self.store.add_turn(conversation.id, prompt, payload, slug=slug or conversation.slug)
-        conversation = self.store.get_conversation(conversation.id)
+        turn = await self._io(store.add_turn, conversation.id, prompt, payload, slug=slug or conversation.slug)
+        conversation = await self._io(store.get_conversation, conversation.id)
         emit(TurnSaved(conversation, turn))
         if conversation.agent_id:
             return await self._agent_turn(conversation, turn, emit)
@@ -281,29 +286,42 @@ class ConversationService:
                 on_retry=self._retry_reporter(lambda: turn, started, emit),
             )
         except StackSpotError as exc:
-            turn = self._end(turn, status=LOCAL_ERROR, error=str(exc), error_kind=exc.kind)
-            return self._finish(turn, started, emit)
+            turn = await self._end(turn, status=LOCAL_ERROR, error=str(exc), error_kind=exc.kind)
+            return await self._finish(turn, started, emit)
         except asyncio.CancelledError:
             # The request may have reached StackSpot, but without an id we can never watch it.
-            turn = self._end(turn, status=CANCELLED, error="cancelled before StackSpot answered")
-            self._finish(turn, started, emit)
+            turn = await self._end(turn, status=CANCELLED, error="cancelled before StackSpot answered")
+            await self._finish(turn, started, emit)
             raise
         created_at = self._clock()  # the poll grid's anchor: before the disk write below
-        turn = self.store.update_turn(
-            turn.conversation,
-            turn.seq,
-            execution_id=execution_id,
-            status="CREATED",
-            sent_at=now_iso(),
-            conversation_id=conversation.conversation_id,
-        )
+        try:
+            turn = await self._io(
+                self.store.update_turn,
+                turn.conversation,
+                turn.seq,
+                execution_id=execution_id,
+                status="CREATED",
+                sent_at=now_iso(),
+                conversation_id=conversation.conversation_id,
+            )
+        except HistoryError as exc:
+            # Without its id on disk the execution cannot be resumed: say so, with the id.
+            turn = replace(
+                turn,
+                status=LOCAL_ERROR,
+                execution_id=execution_id,
+                error=f"execution {execution_id} started on StackSpot, but its id could not be saved: {exc}",
+                error_kind="history",
+            )
+            emit(TurnFinished(conversation, turn, self._clock() - started))
+            return turn
         emit(ExecutionStarted(turn, execution_id))
         return await self._follow(turn, started, emit, created_at=created_at)
 
     async def reattach(self, conversation_id: str, seq: int, *, on_event: EventCallback | None = None) -> Turn:
         """Poll a turn that was created but never seen finished. Nothing is re-sent."""
         emit = on_event or (lambda event: None)
-        turn = self.store.get_turn(conversation_id, seq)
+        turn = await self._io(self.store.get_turn, conversation_id, seq)
         if not turn.needs_reattach or turn.execution_id is None:
             return turn
         emit(ExecutionStarted(turn, turn.execution_id, reattached=True))
@@ -311,7 +329,7 @@ class ConversationService:
 
     async def reattach_all(self, *, on_event: EventCallback | None = None) -> list[Turn]:
         turns = []
-        for conversation, turn in self.store.pending_turns():
+        for conversation, turn in await self._io(self.store.pending_turns):
             turns.append(await self.reattach(conversation.id, turn.seq, on_event=on_event))
         return turns
 
@@ -341,24 +359,32 @@ class ConversationService:
                 last = execution
                 # The final answer is saved in the same write as its progress: one disk write
                 # fewer between StackSpot's answer and the user's.
-                turn = self._record_progress(turn, execution, final=execution.is_final)
+                turn = await self._io(self._record_progress, turn, execution, final=execution.is_final)
                 new, finished = steps.diff(execution.steps, self._clock())
                 emit(Progressed(turn, execution, new, finished, self._clock() - started))
         except _FATAL_WATCH_ERRORS as exc:
-            turn = self._end(turn, status=LOCAL_ERROR, error=str(exc), error_kind=exc.kind)
-            return self._finish(turn, started, emit)
+            turn = await self._end(turn, status=LOCAL_ERROR, error=str(exc), error_kind=exc.kind)
+            return await self._finish(turn, started, emit)
         except StackSpotError as exc:
             # Still running on StackSpot as far as we know: keep it re-attachable.
-            turn = self.store.update_turn(turn.conversation, turn.seq, error=str(exc), error_kind=exc.kind)
-            return self._finish(turn, started, emit)
+            turn = await self._io(
+                self.store.update_turn, turn.conversation, turn.seq, error=str(exc), error_kind=exc.kind
+            )
+            return await self._finish(turn, started, emit)
+        except HistoryError as exc:
+            # The history cannot be written (a full disk...). The execution id is on disk, so the
+            # turn stays re-attachable there: stop watching and say how to pick it up.
+            turn = replace(turn, error=f"{exc}; {RESUME_HINT} once the history can be written", error_kind="history")
+            emit(TurnFinished(await self._conversation_of(turn), turn, self._clock() - started))
+            return turn
         except asyncio.CancelledError:
-            turn = self._end(turn, status=CANCELLED, error="cancelled; the execution may still run on StackSpot")
-            self._finish(turn, started, emit)
+            turn = await self._end(turn, status=CANCELLED, error="cancelled; the execution may still run on StackSpot")
+            await self._finish(turn, started, emit)
             raise
         assert last is not None and last.is_final
         if last.succeeded and turn.result is not None:
             emit(AnswerDelta(turn, last.result_text()))
-        return self._finish(turn, started, emit)
+        return await self._finish(turn, started, emit)
 
     async def _agent_turn(self, conversation: Conversation, turn: Turn, emit: EventCallback) -> Turn:
         """One streamed chat request; what arrives is saved as it comes, and kept whatever happens."""
@@ -368,9 +394,14 @@ class ConversationService:
         # continues it even if this one is cut before the server names its own.
         conv_sid = conversation.conversation_id or ulid()
         if conversation.conversation_id != conv_sid:
-            self.store.update_conversation(conversation.id, conversation_id=conv_sid)
-        turn = self.store.update_turn(
-            turn.conversation, turn.seq, status=STREAMING, sent_at=now_iso(), conversation_id=conv_sid
+            await self._io(self.store.update_conversation, conversation.id, conversation_id=conv_sid)
+        turn = await self._io(
+            self.store.update_turn,
+            turn.conversation,
+            turn.seq,
+            status=STREAMING,
+            sent_at=now_iso(),
+            conversation_id=conv_sid,
         )
         started = self._clock()
         emit(RequestSent(turn, agent_id, conv_sid))
@@ -405,19 +436,32 @@ class ConversationService:
         except asyncio.CancelledError:
             await saver.close()
             text = "".join(parts)
-            turn = self._end(
+            turn = await self._end(
                 turn,
                 status=CANCELLED,
                 result=text or None,
                 incomplete=bool(text),
                 error="stopped; the answer so far is kept" if text else "stopped before the answer began",
             )
-            self._finish(turn, started, emit)
+            await self._finish(turn, started, emit)
             raise
         await saver.close()
-        return self._agent_end(turn, parts, reply, error, started, first_at, emit)
+        try:
+            return await self._agent_end(turn, parts, reply, error, started, first_at, emit)
+        except HistoryError as exc:
+            text = "".join(parts)
+            turn = replace(
+                turn,
+                status=LOCAL_ERROR,
+                result=text or None,
+                incomplete=True,
+                error=f"the answer could not be saved: {exc}",
+                error_kind="history",
+            )
+            emit(TurnFinished(await self._conversation_of(turn), turn, self._clock() - started))
+            return turn
 
-    def _agent_end(
+    async def _agent_end(
         self,
         turn: Turn,
         parts: list[str],
@@ -430,7 +474,7 @@ class ConversationService:
         text = "".join(parts)
         if reply.conversation_id and reply.conversation_id != turn.conversation_id:
             # The server named the conversation itself: follow it from now on.
-            self.store.update_conversation(turn.conversation, conversation_id=reply.conversation_id)
+            await self._io(self.store.update_conversation, turn.conversation, conversation_id=reply.conversation_id)
         fields: dict[str, Any] = {
             "result": text if text or error is None else None,
             "stop_reason": reply.stop_reason,
@@ -441,20 +485,20 @@ class ConversationService:
             "duration": round(self._clock() - started, 3),
         }
         if error is not None and not text and not isinstance(error, StreamCut):
-            turn = self._end(turn, status=LOCAL_ERROR, error=str(error), error_kind=error.kind, **fields)
-            return self._finish(turn, started, emit)
+            turn = await self._end(turn, status=LOCAL_ERROR, error=str(error), error_kind=error.kind, **fields)
+            return await self._finish(turn, started, emit)
         if error is not None:
             status, message, kind = INCOMPLETE, str(error), error.kind
         elif not reply.ended:
             status, message, kind = INCOMPLETE, "the answer stream ended without its final event", "stream_cut"
         else:
             status, message, kind = "COMPLETED", None, None
-        turn = self._end(
+        turn = await self._end(
             turn, status=status, error=message, error_kind=kind, incomplete=status != "COMPLETED", **fields
         )
         streamed = self._clock() - first_at if first_at is not None else 0.0
         emit(AnswerStopped(turn, reply, len(parts), streamed))
-        return self._finish(turn, started, emit)
+        return await self._finish(turn, started, emit)
 
     def _record_progress(self, turn: Turn, execution: Execution, *, final: bool = False) -> Turn:
         """Save a snapshot; with ``final``, also how the turn ended (its result, or why it failed)."""
@@ -485,13 +529,31 @@ class ConversationService:
                 fields.update(error=execution.failure_reason(), error_kind="failure")
         return self.store.update_turn(turn.conversation, turn.seq, **fields)
 
-    def _end(self, turn: Turn, **fields: Any) -> Turn:
-        return self.store.update_turn(turn.conversation, turn.seq, finished_at=now_iso(), **fields)
+    async def _end(self, turn: Turn, **fields: Any) -> Turn:
+        return await self._io(self.store.update_turn, turn.conversation, turn.seq, finished_at=now_iso(), **fields)
 
-    def _finish(self, turn: Turn, started: float, emit: EventCallback) -> Turn:
-        conversation = self.store.get_conversation(turn.conversation)
+    async def _finish(self, turn: Turn, started: float, emit: EventCallback) -> Turn:
+        conversation = await self._io(self.store.get_conversation, turn.conversation)
         emit(TurnFinished(conversation, turn, self._clock() - started))
         return turn
+
+    async def _conversation_of(self, turn: Turn) -> Conversation:
+        try:
+            return await self._io(self.store.get_conversation, turn.conversation)
+        except HistoryError:
+            return Conversation(id=turn.conversation, slug=turn.slug or "", agent_id=turn.agent_id)
+
+    async def _io(self, call: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """A store call in a worker thread: page rewrites (two fsyncs) and lock waits never stall
+        the event loop. A cancelled caller still lets the call finish before the cancellation
+        goes on, so store writes keep their order (a late progress write never lands after the
+        CANCELLED one)."""
+        future = asyncio.ensure_future(asyncio.to_thread(call, *args, **kwargs))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait([future])
+            raise
 
     def _retry_reporter(
         self, current_turn: Callable[[], Turn], started: float, emit: EventCallback
