@@ -40,7 +40,7 @@ from .errors import (
 )
 from .models import Conversation, Turn, now_iso
 from .repair import RepairReport, repair
-from .schema import INDEX_TABLE, PAGE_SIZE, TURNS_TABLE, doc_id, is_id
+from .schema import INDEX_TABLE, PAGE_SIZE, TURNS_TABLE, Records, doc_id, is_id
 from .storage import (
     CheckedStorage,
     HistoryLock,
@@ -114,7 +114,7 @@ class HistoryStore:
         self.root = Path(root)
         _prepare_root(self.root)
         self._lock = HistoryLock(self.root / "lock", timeout=lock_timeout)
-        self._index_cache: dict[Path, tuple[tuple[int, int, int] | None, dict[str, dict]]] = {}
+        self._index_cache: dict[Path, tuple[tuple[int, int, int] | None, Records]] = {}
         if check:
             self._open()
 
@@ -183,7 +183,7 @@ class HistoryStore:
         finally:
             db.close()
 
-    def _load(self, path: Path, table: str) -> dict[str, dict] | None:
+    def _load(self, path: Path, table: str) -> Records | None:
         """The checked records of a file, or None when it does not exist.
 
         Index shards are kept parsed while their file is unchanged: every write replaces the
@@ -206,15 +206,15 @@ class HistoryStore:
         if data is None:
             return None
         (check_index_file if table == INDEX_TABLE else check_page_file)(path, data)
-        records = data[table]
+        records: Records = data[table]
         if key is not None:
             self._index_cache[path] = (key, records)
         return records
 
-    def _index(self, conv_id_or_shard: str) -> dict[str, dict]:
+    def _index(self, conv_id_or_shard: str) -> Records:
         return self._load(self.shard_path(conv_id_or_shard[0]), INDEX_TABLE) or {}
 
-    def _page(self, conversation: Conversation, page: int) -> dict[str, dict]:
+    def _page(self, conversation: Conversation, page: int) -> Records:
         """A page's checked records. A page below ``next_seq`` must exist: missing is damage, not empty."""
         path = self.page_path(conversation.id, page)
         records = self._load(path, TURNS_TABLE)
@@ -275,7 +275,7 @@ class HistoryStore:
             raise UnknownConversationError(text)
         with self._lock.hold(shared=True):
             records = self._index(text)
-        matches = sorted(r["id"] for r in records.values() if r["id"].startswith(text))
+        matches = sorted(str(r["id"]) for r in records.values() if str(r["id"]).startswith(text))
         if not matches:
             raise UnknownConversationError(text)
         if len(matches) > 1:
@@ -382,7 +382,7 @@ class HistoryStore:
             conv_id = (
                 conversation.id if is_id(conversation.id) and self._id_is_free(conversation.id) else self._new_id()
             )
-            pages: dict[int, dict[str, dict]] = {}
+            pages: dict[int, Records] = {}
             for turn in turns:
                 turn.conversation = conv_id
                 key, record = str(turn.seq + 1), turn.to_dict()

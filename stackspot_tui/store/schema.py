@@ -19,6 +19,8 @@ TURNS_TABLE = "turns"
 HEX = frozenset("0123456789abcdef")
 
 Check = Callable[[Any], str | None]
+Record = dict[str, Any]  # one TinyDB document
+Records = dict[str, Record]  # a TinyDB table: document id -> document
 
 
 def _string(value: Any) -> str | None:
@@ -156,7 +158,7 @@ _MODEL_FIELDS = ((CONVERSATION_FIELDS, Conversation), (TURN_FIELDS, Turn), (STEP
 assert all(set(schema) == set(model.__dataclass_fields__) for schema, model in _MODEL_FIELDS), "schema ≠ models"
 
 
-def record_problem(record: dict, fields: dict[str, tuple[Check, bool]]) -> str | None:
+def record_problem(record: Record, fields: dict[str, tuple[Check, bool]]) -> str | None:
     """What is wrong with one record (unknown keys are allowed and ignored), or None."""
     for name, (check, required) in fields.items():
         if name not in record:
@@ -195,7 +197,7 @@ _TURN_AGENT_STRINGS = ("agent_id", "stop_reason", "message_id")
 _iso = datetime.fromisoformat
 
 
-def _sound_conversation(key: str, r: dict, shard: str) -> bool:
+def _sound_conversation(key: str, r: Record, shard: str) -> bool:
     try:
         conv_id, next_seq, count = r["id"], r["next_seq"], r["turn_count"]
         cid, agent, pending = r.get("conversation_id"), r.get("agent_id"), r.get("pending", ())
@@ -225,7 +227,7 @@ def _sound_conversation(key: str, r: dict, shard: str) -> bool:
         return False
 
 
-def _sound_step(s: dict) -> bool:
+def _sound_step(s: Record) -> bool:
     order, kind, sources = s.get("order"), s.get("type"), s.get("sources", ())
     return (
         "name" in s
@@ -239,7 +241,7 @@ def _sound_step(s: dict) -> bool:
     )
 
 
-def _sound_turn(key: str, r: dict, conv_id: str, page: int) -> bool:
+def _sound_turn(key: str, r: Record, conv_id: str, page: int) -> bool:
     try:
         seq, pct, took = r["seq"], r.get("percentage"), r.get("duration")
         steps, sources, tokens = r.get("steps", ()), r.get("sources", ()), r.get("tokens")
