@@ -1,0 +1,226 @@
+"""Kill a process at the steps it takes on the history — observed points, never timed ones.
+
+    python tests/kill_points.py SCENARIO DATA_DIR [POINTS]   → one JSON line on stdout
+
+A step is a change to the history directory: a file opened for writing, a rename, a removal,
+a new directory. An audit hook sees each one just before it happens, so "killed at step k"
+means SIGKILL with steps 1..k-1 done and step k not started. A first run counts the steps of
+a whole scenario (N); then, for each chosen k in 1..N, a forked child runs the scenario and
+is killed at step k, and this process checks what it left: every file valid, no completed
+turn lost, and what the scenario itself promises (a delete is all or nothing, ...).
+
+Forking from one process that has already imported everything keeps a kill point at a few
+milliseconds; the scenario runs in the child only, so the parent stays single-threaded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from stackspot_tui.store import HistoryStore
+from stackspot_tui.store.models import Conversation, Turn
+
+# A SIGKILL leaves the kernel's page cache in place: what a killed process leaves behind does
+# not depend on fsync (a power cut would, and no test can cause one). Skipped for speed, as in
+# the rest of the suite (conftest.no_fsync).
+os.fsync = lambda fd: None
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def _is_step(event: str, args: tuple, root: str) -> bool:
+    if event == "open":
+        path, mode, flags = args
+        writing = bool(flags & _WRITE_FLAGS) if isinstance(flags, int) else False
+        writing = writing or (isinstance(mode, str) and any(c in mode for c in "wax+"))
+        return writing and isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path).startswith(root)
+    if event in ("os.rename", "os.remove", "os.rmdir", "os.mkdir"):
+        dir_fd = args[-1] if event != "os.rename" else args[2]
+        return dir_fd is not None or os.fsdecode(args[0]).startswith(root)  # rmtree works relative to a dir fd
+    return False
+
+
+def run_killed_at(step: int, root: Path, scenario: Callable[[], object], steps_file: Path | None = None) -> int:
+    """Run ``scenario`` in a forked child killed just before its ``step``-th step (0: never).
+
+    Returns the child's wait status; with ``steps_file``, the child writes its step count there."""
+    pid = os.fork()
+    if pid:
+        return os.waitpid(pid, 0)[1]
+    count = 0
+    prefix = str(root)
+
+    def hook(event: str, args: tuple) -> None:
+        nonlocal count
+        if _is_step(event, args, prefix):
+            count += 1
+            if count == step:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    sys.addaudithook(hook)
+    code = 0
+    try:
+        scenario()
+    except BaseException as exc:  # the scenario must not fail on its own: report it
+        print(f"scenario failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    if steps_file is not None:
+        steps_file.write_text(str(count))
+    os._exit(code)
+
+
+def all_files_valid(root: Path) -> None:
+    for path in root.rglob("*.json"):
+        json.loads(path.read_bytes())  # a torn write fails here
+
+
+def completed_turns(root: Path) -> set[tuple[str, int]]:
+    store = HistoryStore(root)
+    return {
+        (t.conversation, t.seq)
+        for c in store.list_conversations(archived=None)
+        for t in store.turns(c.id)
+        if t.status == "COMPLETED"
+    }
+
+
+def chosen(total: int, points: int) -> list[int]:
+    """``points`` kill steps spread evenly over 1..total (all of them when points >= total)."""
+    if points >= total:
+        return list(range(1, total + 1))
+    return sorted({1 + round(i * (total - 1) / (points - 1)) for i in range(points)})
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+
+
+def append(data_dir: Path, points: int) -> dict:
+    """Appends and completions of turns: every completed turn survives every kill."""
+    root = data_dir / "history"
+
+    def scenario() -> None:
+        store = HistoryStore(root)
+        conversation = store.latest_conversation() or store.create_conversation("crash")
+        for n in range(3):
+            turn = store.add_turn(conversation.id, "p" * 2000, "x")
+            store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=f"r{n}" * 1000)
+
+    return _accumulating(root, scenario, points, data_dir)
+
+
+def run(data_dir: Path, points: int) -> dict:
+    """`stackspot-tui run --continue` against the loopback simulator the environment points at."""
+    from stackspot_tui.cli import main
+
+    def scenario() -> None:
+        main(["run", "echo", "--continue", "-q", "a turn"], stdout=io.StringIO(), stderr=io.StringIO())
+
+    return _accumulating(data_dir / "history", scenario, points, data_dir)
+
+
+def tui(data_dir: Path, points: int) -> dict:
+    """The app under run_test sends a turn; killed at each chosen step of it."""
+    import asyncio
+
+    from stackspot_tui.config import load_settings
+    from stackspot_tui.runtime import build_backend
+    from stackspot_tui.tui.app import StackSpotApp
+    from stackspot_tui.tui.widgets import PromptInput
+
+    async def one_turn() -> None:
+        settings = load_settings()
+        app = StackSpotApp(settings, backend_factory=lambda demo: build_backend(settings, demo=False), slug="echo")
+        async with app.run_test() as pilot:
+            app.screen.query_one(PromptInput).load_text("tui turn")
+            await pilot.press("enter")
+            await pilot.pause(0.05)
+            while app.chat is not None and app.chat.running:
+                await pilot.pause(0.05)
+
+    root = data_dir / "history"
+    for directory in ("index", "conversations"):  # each run then takes the same steps, the first too
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    HistoryStore(root)
+    return _accumulating(root, lambda: asyncio.run(one_turn()), points, data_dir, warm_up=1)
+
+
+def _accumulating(root: Path, scenario: Callable[[], object], points: int, data_dir: Path, *, warm_up: int = 2) -> dict:
+    """Kill at each chosen step, one run after another on the same history."""
+    steps_file = data_dir / "steps"
+    for _ in range(warm_up):  # a first run also creates the history: count the steps of a later one
+        assert run_killed_at(0, root, scenario, steps_file) == 0, "the scenario fails without a kill"
+    total = int(steps_file.read_text())
+    completed = completed_turns(root)
+    kills = chosen(total, points)
+    for step in kills:
+        status = run_killed_at(step, root, scenario)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"step {step}: not killed"
+        all_files_valid(root)
+        now = completed_turns(root)
+        assert completed <= now, f"killed at step {step} of {total}: lost completed turns {completed - now}"
+        completed = now
+    return {"steps": total, "kills": len(kills), "completed": len(completed)}
+
+
+def delete(data_dir: Path, points: int) -> dict:
+    """A conversation of two pages deleted, killed at each step: all or nothing, never revived."""
+    template = data_dir / "template"
+    store = HistoryStore(template)
+    doomed, kept = (
+        store.import_conversation(
+            Conversation(id=conv_id, slug="qc"),
+            [
+                Turn(conversation=conv_id, seq=n, prompt=f"{n}", input_data="x", status="COMPLETED")
+                for n in range(count)
+            ],
+        )
+        for conv_id, count in (("d0000001", 105), ("a0000002", 2))
+    )
+    root = data_dir / "history"
+
+    def scenario() -> None:
+        HistoryStore(root).delete_conversation(doomed.id)
+
+    def fresh() -> None:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(template, root)
+
+    fresh()
+    steps_file = data_dir / "steps"
+    assert run_killed_at(0, root, scenario, steps_file) == 0
+    total = int(steps_file.read_text())
+    outcomes = {"intact": 0, "deleted": 0}
+    for step in chosen(total, points):
+        fresh()
+        status = run_killed_at(step, root, scenario)
+        assert os.WIFSIGNALED(status), f"step {step}: not killed"
+        all_files_valid(root)
+        after = HistoryStore(root)  # a start finishes a delete that was under way
+        ids = {c.id for c in after.list_conversations(archived=None)}
+        assert kept.id in ids and len(after.turns(kept.id)) == 2
+        if doomed.id in ids:  # killed before the delete began: all of it is there
+            assert len(after.turns(doomed.id)) == 105, f"step {step}: a half-deleted conversation"
+            outcomes["intact"] += 1
+        else:
+            outcomes["deleted"] += 1
+        report = HistoryStore(root, check=False).repair()
+        assert not report.problems, report.problems
+        revived = {c.id for c in HistoryStore(root).list_conversations(archived=None)} - ids
+        assert not revived, f"step {step}: repair revived {revived}"
+        assert not list((root / "trash").glob("*")) if (root / "trash").exists() else True
+    return {"steps": total, "kills": len(chosen(total, points)), **outcomes}
+
+
+SCENARIOS = {"append": append, "run": run, "tui": tui, "delete": delete}
+
+if __name__ == "__main__":
+    name, data_dir = sys.argv[1], Path(sys.argv[2])
+    points = int(sys.argv[3]) if len(sys.argv) > 3 else 10**6
+    print(json.dumps(SCENARIOS[name](data_dir, points)))
