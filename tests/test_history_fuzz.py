@@ -270,7 +270,7 @@ def check_history(data_dir: Path, mutation: Mutation, cli) -> None:
     assert code == 0 and "nothing to repair" in err, err
 
 
-EXAMPLES = int(os.environ.get("STACKSPOT_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("STACKSPOT_FUZZ_EXAMPLES", "20"))
 
 
 @settings(
@@ -304,3 +304,37 @@ def report():
             cells.append(f"{works} ok / {line} one-line error")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     Path(path).write_text("\n".join(lines) + "\n")
+
+
+APP_CASES = [
+    (Mutation("flip-type", f"index/{A[0]}.json", (0, "updated_at", 5)), None),
+    (Mutation("empty", f"conversations/{A}/0000.json"), A),
+    (Mutation("directory", f"index/{B[0]}.json"), A),
+    (Mutation("truncate", "meta.json", 0.5), None),
+    (Mutation("drop-key", f"conversations/{B}/0001.json", (0, "status")), None),  # the pending turn's page
+]
+
+
+@pytest.mark.parametrize(("mutation", "open_id"), APP_CASES, ids=[f"{m.kind}-{m.target}" for m, _ in APP_CASES])
+async def test_the_app_starts_or_says_in_one_line_why_not(template, tmp_path, mutation, open_id):
+    from stackspot_tui.config import Settings
+    from stackspot_tui.runtime import build_backend
+    from stackspot_tui.tui.app import StackSpotApp
+
+    shutil.copytree(template / "history", tmp_path / "demo")  # the app runs in demo mode on this history
+    apply(tmp_path / "demo", mutation)
+    settings = Settings(data_dir=tmp_path)
+    app = StackSpotApp(
+        settings, demo=True, backend_factory=lambda demo: build_backend(settings, demo=True), conversation_id=open_id
+    )
+    messages: list[object] = []
+    leave = app.exit
+    app.exit = lambda *args, **kwargs: (messages.append(kwargs.get("message")), leave(*args, **kwargs))  # type: ignore[method-assign]
+    async with app.run_test() as pilot:  # an exception inside the app is raised here
+        await pilot.pause()
+        started = app.chat is not None
+    if app.return_code:
+        [message] = messages
+        assert app.return_code == 1 and "stackspot-tui repair" in str(message) and "\n" not in str(message), message
+    else:
+        assert started

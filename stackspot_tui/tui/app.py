@@ -11,7 +11,7 @@ from textual.screen import Screen
 
 from ..config import ConfigError, Settings
 from ..engine import Backend, HistoryError, StackSpotError
-from .chat import ChatScreen
+from .chat import RECENT_TURNS, ChatScreen
 from .history import ConversationsScreen
 from .screens import FirstRunScreen, HelpScreen, Pick, TargetPicker
 from .widgets import PromptInput
@@ -76,12 +76,19 @@ class StackSpotApp(App[int]):
                 return
         agent_id = self._agent_id
         slug = None if agent_id else (self._slug or self.settings.slug)
-        if not slug and not agent_id and not self._conversation_id:
-            latest = self.backend.latest_conversation()
-            if latest is not None and latest.agent_id:
-                agent_id = latest.agent_id
-            else:
-                slug = latest.slug if latest else (DEMO_DEFAULT_SLUG if self.demo else None)
+        try:
+            if not slug and not agent_id and not self._conversation_id:
+                latest = self.backend.latest_conversation()
+                if latest is not None and latest.agent_id:
+                    agent_id = latest.agent_id
+                else:
+                    slug = latest.slug if latest else (DEMO_DEFAULT_SLUG if self.demo else None)
+            if self._conversation_id:  # what the first screen shows must read cleanly
+                conversation = self.backend.conversation(self._conversation_id)
+                self.backend.turns(conversation.id, start=max(0, conversation.next_seq - RECENT_TURNS))
+        except HistoryError as exc:  # a damaged history: one line, like the command line, and leave
+            self.exit(return_code=1, message=f"stackspot-tui: error: {exc}")
+            return
         self.push_screen(
             ChatScreen(
                 self.backend, slug=slug, agent_id=agent_id, conversation_id=self._conversation_id, demo=self.demo
@@ -95,7 +102,11 @@ class StackSpotApp(App[int]):
     async def _reattach_elsewhere(self) -> None:
         """Executions left running in other conversations complete in the background."""
         assert self.backend is not None
-        pending = [(c, t) for c, t in self.backend.pending_turns() if c.id != self._conversation_id]
+        try:
+            pending = [(c, t) for c, t in self.backend.pending_turns() if c.id != self._conversation_id]
+        except HistoryError as exc:
+            self.notify(str(exc), title="Executions left running cannot be resumed", severity="error", timeout=30)
+            return
         self.reattaching = {(t.conversation, t.seq) for _, t in pending}
         done = 0
         for conversation, turn in pending:
