@@ -53,6 +53,7 @@ def set_aside(path: Path) -> list[Path]:
 
 
 def test_the_schema_covers_every_model_field():
+    """A field added to a model needs its line in schema.py (and in docs/history-layout.md)."""
     for fields, model in ((schema.CONVERSATION_FIELDS, Conversation), (schema.TURN_FIELDS, Turn)):
         assert set(fields) == set(model.__dataclass_fields__)
     assert set(schema.STEP_FIELDS) == set(StepSummary.__dataclass_fields__)

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from .models import Conversation, StepSummary, Turn
-
 PAGE_SIZE = 100
 INDEX_TABLE = "conversations"
 TURNS_TABLE = "turns"
@@ -152,10 +150,10 @@ STEP_FIELDS: dict[str, tuple[Check, bool]] = {
     "type": (_optional_string, False),
     "done": (_flag, False),
     "sources": (_strings, False),
+    "status_code": (_optional_count, False),
+    "preview": (_optional_string, False),
+    "error": (_optional_string, False),
 }
-
-_MODEL_FIELDS = ((CONVERSATION_FIELDS, Conversation), (TURN_FIELDS, Turn), (STEP_FIELDS, StepSummary))
-assert all(set(schema) == set(model.__dataclass_fields__) for schema, model in _MODEL_FIELDS), "schema ≠ models"
 
 
 def record_problem(record: Record, fields: dict[str, tuple[Check, bool]]) -> str | None:
@@ -228,13 +226,14 @@ def _sound_conversation(key: str, r: Record, shard: str) -> bool:
 
 
 def _sound_step(s: Record) -> bool:
-    order, kind, sources = s.get("order"), s.get("type"), s.get("sources", ())
+    order, code, sources = s.get("order"), s.get("status_code"), s.get("sources", ())
     return (
         "name" in s
         and s.keys() <= _STEP_KEYS
         and type(s["name"]) is str
         and (order is None or (type(order) is int and order >= 0))
-        and (kind is None or type(kind) is str)
+        and (code is None or (type(code) is int and code >= 0))
+        and all(type(s.get(name)) in (str, type(None)) for name in ("type", "preview", "error"))
         and type(s.get("done", False)) is bool
         and type(sources) in (list, tuple)
         and all(type(source) is str for source in sources)
