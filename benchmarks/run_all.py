@@ -34,6 +34,7 @@ def main() -> None:
     history = run("bench_history.py")
     app = run("bench_app.py", "--runs", "3")
     exports = run("bench_export.py")
+    agents = run("bench_agents.py", "--runs", "5")
     rows: list[tuple[str, str, str, str]] = [
         (f"answer latency: {check.what}", check.value, check.target, "ok" if check.met else "MISS")
         for check in checks(latency_rows)
@@ -86,14 +87,71 @@ def main() -> None:
     )
     for r in exports:
         rows.append((f"export 10,000 turns as {r['format']}", f"{r['ms']:.0f} ms", "≤ 1000 ms", verdict(r["ms"], 1000)))
+    rows += agent_rows(agents)
     width = max(len(r[0]) for r in rows)
     print(f"stackspot-tui benchmarks · {machine()}")
     for name, value, target, ok in rows:
         print(f"{name:<{width}}  {value:>22}  {target:>10}  {ok}")
     print(f"(all benchmarks: {time.perf_counter() - started:.0f} s)")
-    results = {"machine": machine(), "latency": latency, "history": history, "app": app, "export": exports}
+    results = {
+        "machine": machine(),
+        "latency": latency,
+        "history": history,
+        "app": app,
+        "export": exports,
+        "agents": agents,
+    }
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     update_performance_doc(results)
+
+
+def agent_rows(agents: dict) -> list[tuple[str, str, str, str]]:
+    cli, app = agents["cli"], agents["app"]
+    rss_gap = app["peak_rss_mb"] - app["quick_command_peak_rss_mb"]
+    return [
+        (
+            "run --agent: first word on stdout after it was sent (median)",
+            f"{cli['first_word_median_ms']:.1f} ms",
+            "≤ 50 ms",
+            verdict(cli["first_word_median_ms"], 50),
+        ),
+        (
+            f"app: streamed word on screen after it arrived (median; {app['words_per_s']:.0f} words/s achieved)",
+            f"{app['word_median_ms']:.0f} ms",
+            "≤ 50 ms",
+            verdict(app["word_median_ms"], 50),
+        ),
+        (
+            "app: event-loop lag p99 while 2,000 words/s stream",
+            f"{app['loop_lag_p99_ms']:.0f} ms",
+            "≤ 50 ms",
+            verdict(app["loop_lag_p99_ms"], 50),
+        ),
+        (
+            "app: loop thread's CPU per 5 ms window, p99 (the lag on an idle machine)",
+            f"{app['loop_cpu_p99_ms']:.0f} ms",
+            "—",
+            "",
+        ),
+        (
+            "app: key typed during the stream reaches the prompt (median)",
+            f"{app['key_median_ms']:.0f} ms",
+            "≤ 20 ms",
+            verdict(app["key_median_ms"], 20),
+        ),
+        (
+            "app: peak RSS, 6,000-word agent answer vs a quick-command turn",
+            f"{rss_gap:+.1f} MB",
+            "≤ +10 MB",
+            verdict(rss_gap, 10),
+        ),
+        (
+            "run --agent peak RSS vs run of a quick command",
+            f"{cli['agent_peak_rss_mb'] - cli['quick_command_peak_rss_mb']:+.1f} MB",
+            "≤ +10 MB",
+            verdict(cli["agent_peak_rss_mb"] - cli["quick_command_peak_rss_mb"], 10),
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -238,7 +238,9 @@ class AgentDesk:
 def _answer(agent_id: str, prompt: str, conversation_id: str | None, earlier: list[str]) -> str:
     match = _WORDS.match(agent_id)
     if match:
-        return " ".join(f"word{i}" for i in range(int(match.group(1))))
+        words = [f"word{i}" for i in range(int(match.group(1)))]
+        # Paragraphs of 60 words, as answers come: a Markdown block is never the whole answer.
+        return "\n\n".join(" ".join(words[at : at + 60]) for at in range(0, len(words), 60))
     agent = AGENTS.get(agent_id)
     body = agent.answer(prompt) if agent else _assistant(prompt)
     memory = _memory(conversation_id, earlier) if conversation_id else "_No conversation kept._\n\n"

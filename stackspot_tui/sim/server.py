@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TextIO
 from urllib.parse import parse_qsl, urlsplit
 
-from .core import SimResponse, Simulator
+from .core import SimResponse, Simulator, coalesced
 
 _POLL_INTERVAL = 0.05  # how fast stop() is noticed by the serving thread
 
@@ -90,7 +90,7 @@ def _handler_for(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.flush()
-            for delay, data in chunks:
+            for delay, data in coalesced(chunks):
                 if delay > 0:
                     simulator.sync_sleep(delay)
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,14 +12,17 @@ from textual.widgets import Markdown, Static
 from ..textsafe import visible
 from .widgets import MessageView
 
+RENDER_INTERVAL = 0.03  # seconds between two appends to the Markdown widget, at least
+MAX_RENDER_INTERVAL = 0.25  # and at most
+
 
 class StreamingAnswer(MessageView):
     """The assistant's message of a turn whose answer is arriving.
 
     ``feed`` is synchronous and cheap (the engine calls it once per piece): pieces queue up and
     one task appends whatever queued since its last pass to the Markdown widget, whose
-    ``append`` re-parses only the last block. A burst of pieces thus costs one render, and the
-    event loop stays free for keys.
+    ``append`` re-parses only the last block, at most every ``RENDER_INTERVAL``. A burst of
+    pieces thus costs one render, and the event loop stays free for keys.
     """
 
     DEFAULT_CSS = """
@@ -51,10 +55,18 @@ class StreamingAnswer(MessageView):
     async def _render_loop(self) -> None:
         markdown = self.query_one(Markdown)
         try:
+            interval = RENDER_INTERVAL
             while True:
                 await self._arrived.wait()
                 self._arrived.clear()
                 await self._flush(markdown)
+                # Each append reflows and repaints the transcript. At most ~30 a second whatever
+                # the word rate, and fewer when the loop is slow to come back (a busy machine, a
+                # long transcript): the repaints then never crowd out keys.
+                started = time.perf_counter()
+                await asyncio.sleep(interval)
+                late = time.perf_counter() - started - interval
+                interval = min(MAX_RENDER_INTERVAL, max(RENDER_INTERVAL, 3 * late))
         except asyncio.CancelledError:
             if self.is_attached:  # whatever arrived last is shown too
                 await self._flush(markdown)
