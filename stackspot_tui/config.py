@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import tomllib
@@ -22,6 +23,11 @@ AUTH_URL_TEMPLATE = "https://idm.stackspot.com/{realm}/oidc/oauth/token"
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which file or variable."""
+
+
+class SettingError(ConfigError):
+    """A setting's value cannot be used (a number out of range, a malformed or unsafe URL):
+    a usage error, reported before anything is saved or sent."""
 
 
 @dataclass(frozen=True)
@@ -118,21 +124,21 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             return Path(str(value)).expanduser()
         if "float" in str(kind):
             number = float(value)
-            if number <= 0:
+            if isinstance(value, bool) or not math.isfinite(number) or number <= 0:  # NaN never times out
                 raise ValueError
             return number
         if "int" in str(kind):
             number = int(value)
-            if number < 0:
+            if isinstance(value, bool) or number < 0:
                 raise ValueError
             return number
-    except (TypeError, ValueError):
-        raise ConfigError(f"{origin}: '{name}' must be a positive number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise SettingError(f"{origin}: '{name}' must be a positive number, got {value!r}") from None
     if not isinstance(value, str):
-        raise ConfigError(f"{origin}: '{name}' must be a string, got {value!r}")
+        raise SettingError(f"{origin}: '{name}' must be a string, got {value!r}")
     choices = _CHOICES.get(name)
     if choices is not None and value not in choices:
-        raise ConfigError(f"{origin}: '{name}' must be one of {', '.join(choices)}, got {value!r}")
+        raise SettingError(f"{origin}: '{name}' must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .api import AgentClient, StackSpotClient
 from .config import Settings
+from .endpoints import check_endpoints
 from .engine import Backend, ConversationService
 from .store import HistoryStore
 
@@ -55,6 +56,7 @@ def demo_settings(settings: Settings) -> Settings:
 
 def build_client(settings: Settings, *, demo: bool) -> StackSpotClient:
     if not demo:
+        check_endpoints(settings)  # malformed or clear-text URLs and proxies: refused before sending
         return StackSpotClient.from_settings(settings)
     from .sim import Simulator
 

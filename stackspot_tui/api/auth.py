@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from ..endpoints import credential_url_problem
 from .errors import AuthError, ErrorBody, ProtocolError, ServerError
 
 
@@ -58,6 +59,12 @@ class ClientCredentialsAuth(httpx.Auth):
         raise RuntimeError("ClientCredentialsAuth works with httpx.AsyncClient only")
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # The settings were checked when the client was built (endpoints.check_endpoints); this
+        # is the last guard, where the secrets actually leave.
+        for url, what in ((self.token_url, "the client secret"), (request.url, "the access token")):
+            problem = credential_url_problem(url, what)
+            if problem:
+                raise AuthError(problem)
         if not self._has_fresh_token():
             async with self._lock:
                 if not self._has_fresh_token():

@@ -14,8 +14,8 @@ from typing import TextIO
 
 from .. import __version__
 from ..api import StackSpotError
-from ..config import ConfigError
-from ..store.errors import HistoryError
+from ..config import ConfigError, SettingError
+from ..store.errors import HistoryError, HistoryLocationError
 from . import app, history, run, simulate
 from .common import (
     DEBUG_ENV,
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     handler: Handler = args.handler
     try:
         return handler(args, streams)
-    except UsageError as exc:
+    except (UsageError, SettingError, HistoryLocationError) as exc:  # fix the command or the setting
         error(streams.stderr, str(exc))
         return EXIT_USAGE
     except (StackSpotError, HistoryError, ConfigError, CommandError) as exc:
