@@ -4,7 +4,7 @@
 command. For every duration × mode × poller: the added latency (answer seen − the moment the
 server marks the execution COMPLETED), the polls the server answered, polls per second, and the
 longest silence (creation → first poll, or between two polls). `stackspot-tui run` is the real
-program in its own process (its answer is seen when its JSON line arrives); the fixed pollers
+program in its own process (its answer is seen when its first byte arrives on stdout); the fixed pollers
 are the original script's loop (create, then poll, sleep N s, poll...) on threads. All the runs
 go 24 at a time (`--at-once`), longest first, their starts a little apart, so their ends do
 not coincide.
@@ -89,7 +89,7 @@ class Simulate:
 
 
 def run_process(url: str, slug: str, data_dir: str) -> tuple[str, float]:
-    """`stackspot-tui run`: (execution id, wall time its answer arrived)."""
+    """`stackspot-tui run`: (execution id, wall time the answer's first byte arrived on stdout)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("STACKSPOT")},
         "STACKSPOT_CLIENT_ID": "demo-client",
@@ -101,19 +101,20 @@ def run_process(url: str, slug: str, data_dir: str) -> tuple[str, float]:
         "NO_PROXY": "127.0.0.1",
     }
     process = subprocess.Popen(
-        [*program(), "run", slug, "--json", "-q", "bench"],
+        [*program(), "run", slug, "-v", "bench"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        bufsize=0,
     )
-    line = process.stdout.readline()  # type: ignore[union-attr]
+    first = process.stdout.read(1)  # type: ignore[union-attr]
     seen = time.time()
-    _, err = process.communicate()
-    document = json.loads(line) if line.strip() else {}
-    if document.get("status") != "COMPLETED":
-        raise RuntimeError(f"run {slug} failed: {document} {err}")
-    return document["execution_id"], seen
+    out, err = process.communicate()
+    progress = err.decode()
+    started = [line.split()[-1] for line in progress.splitlines() if line.startswith("started execution ")]
+    if process.returncode != 0 or (first + out).decode().strip() != "bench" or not started:
+        raise RuntimeError(f"run {slug} failed ({process.returncode}): {progress}")
+    return started[0], seen
 
 
 def fixed_poller(interval: float) -> Callable[[str, str, str], tuple[str, float]]:

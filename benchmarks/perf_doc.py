@@ -63,17 +63,18 @@ def checks(rows: list[dict]) -> list[Check]:
             )
         )
         behind = [
-            r["added_max_s"] - by_key[(r["duration_s"], r["mode"], FIXED_5)]["added_s"]
+            (r["added_s"] - by_key[(r["duration_s"], r["mode"], FIXED_5)]["added_s"], r)
             for r in ours
             if (r["duration_s"], r["mode"], FIXED_5) in by_key
         ]
         if behind:
+            gap, row = max(behind, key=lambda item: item[0])
             out.append(
                 Check(
-                    "later than the fixed 5 s poller, worst case",
-                    f"{max(behind):+.2f} s",
+                    "later than the fixed 5 s poller (medians), worst case",
+                    f"{gap:+.2f} s ({row['duration_s']:g} s, {row['mode']})",
                     "≤ +0.1 s",
-                    max(behind) <= 0.1,
+                    gap <= 0.1,
                 )
             )
         long = [r for r in ours if r["duration_s"] > 5]

@@ -357,3 +357,19 @@ async def test_the_transcript_follows_new_messages_until_the_user_scrolls_up(tmp
         await send(pilot, app, "back at the bottom")
         await pilot.pause()
         assert transcript.scroll_y == transcript.max_scroll_y  # following again
+
+
+async def test_a_slug_stackspot_refuses_is_refused_in_the_app(service, tmp_path):
+    app = make_app(service, tmp_path, slug="bad slug")  # from --slug or the config
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.screen.query_one(PromptInput).load_text("hello")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.is_running and app.chat.conversation is None and not creates(service)
+        assert app.screen.query_one(PromptInput).text == "hello"  # the prompt is kept
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, TargetPicker)
+        await pilot.press(*"a/b", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TargetPicker)  # refused: the picker stays open
+        assert service.store.list_conversations() == []

@@ -30,7 +30,7 @@ class PollPolicy:
       just after the end a clock-like percentage predicts; soon after every step is done (or
       100%) without a final status; between grid points while the last step runs.
     - **Fewer polls** when the percentage has behaved like a clock for several polls: until
-      about a grid step before the end it predicts, only the ``max_interval`` grid.
+      about a grid step before the end it predicts, a poll every half ``max_interval``.
     """
 
     initial: float = 0.5
@@ -107,7 +107,8 @@ class PollPlan:
         if end is not None and end[0] - elapsed > 2 * policy.step_at(elapsed):
             # A clock-like percentage puts the end far off: the coarse grid, and one poll a grid
             # step before the earliest end it allows (to check the estimate), suffice until then.
-            coarse = (math.floor(elapsed / policy.max_interval + 1e-9) + 1) * policy.max_interval
+            half = policy.max_interval / 2  # not the whole interval: a late wake-up must not exceed it
+            coarse = (math.floor(elapsed / half + 1e-9) + 1) * half
             return self.anchor + max(grid, min(coarse, self._grid_before(elapsed, end[0])))
         extra = self._extra(elapsed, grid, None if end is None else end[1])
         return self.anchor + (extra if extra is not None else grid)

@@ -5,7 +5,7 @@ The app imports from here only; the names below are everything it may see of wha
 behind (the store's records, the errors it may have to show).
 """
 
-from ..api import StackSpotError
+from ..api import StackSpotError, slug_problem
 from ..export import ExportFormat, ExportWriteError
 from ..store import HistoryError, SearchHit
 from ..store.models import Conversation, Turn
@@ -50,5 +50,6 @@ __all__ = [
     "TurnFinished",
     "TurnSaved",
     "answer_text",
+    "slug_problem",
     "summarize_step",
 ]

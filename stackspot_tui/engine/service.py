@@ -357,8 +357,10 @@ class ConversationService:
                 if last is not None and not execution.differs_from(last):
                     continue
                 last = execution
-                # The final answer is saved in the same write as its progress: one disk write
-                # fewer between StackSpot's answer and the user's.
+                if execution.succeeded and execution.result is not None:
+                    # Shown first, then written (with the final progress, in one write): until
+                    # that write the turn stays re-attachable, so a crash in between loses nothing.
+                    emit(AnswerDelta(turn, execution.result_text()))
                 turn = await self._io(self._record_progress, turn, execution, final=execution.is_final)
                 new, finished = steps.diff(execution.steps, self._clock())
                 emit(Progressed(turn, execution, new, finished, self._clock() - started))
@@ -382,8 +384,6 @@ class ConversationService:
             await self._finish(turn, started, emit)
             raise
         assert last is not None and last.is_final
-        if last.succeeded and turn.result is not None:
-            emit(AnswerDelta(turn, last.result_text()))
         return await self._finish(turn, started, emit)
 
     async def _agent_turn(self, conversation: Conversation, turn: Turn, emit: EventCallback) -> Turn:

@@ -31,6 +31,7 @@ from typing import Any
 from ..fences import code_fence
 from ..ids import ulid
 from .catalogue import DOCS, _memory, _short
+from .response import stackspot_error, validation_error
 
 AGENT_FAULTS = (
     "sim-agent-openai",
@@ -145,13 +146,10 @@ class AgentDesk:
         try:
             payload = json.loads(body or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return Chat(422, {"detail": [{"loc": ["body"], "msg": "Invalid JSON", "type": "value_error.jsondecode"}]})
+            return Chat(422, validation_error((("body",), "Invalid JSON", "value_error.jsondecode")))
         prompt = payload.get("user_prompt") if isinstance(payload, dict) else None
         if not isinstance(prompt, str) or not prompt.strip():
-            return Chat(
-                422,
-                {"detail": [{"loc": ["body", "user_prompt"], "msg": "field required", "type": "value_error.missing"}]},
-            )
+            return Chat(422, validation_error((("body", "user_prompt"), "field required", "value_error.missing")))
         count = self._chats[agent_id] = self._chats.get(agent_id, 0) + 1
         if agent_id == "sim-agent-rate-limit" and count % 2 == 1:
             return _error(
@@ -260,7 +258,7 @@ def _event(document: dict[str, Any]) -> bytes:
 
 
 def _error(status: int, kind: str, code: str, details: str) -> Chat:
-    return Chat(status, {"type": kind, "code": code, "details": details})
+    return Chat(status, stackspot_error(kind, code, details))
 
 
 def _flag(value: Any) -> bool:

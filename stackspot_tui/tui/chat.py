@@ -25,6 +25,7 @@ from ..engine import (
     Progressed,
     RequestSent,
     Retrying,
+    StackSpotError,
     Turn,
     TurnFinished,
     answer_text,
@@ -208,7 +209,11 @@ class ChatScreen(Screen):
             return
         prompt = message.text
         if self.conversation is None:
-            self.conversation = self.backend.new_conversation(self.slug or "", agent_id=self.agent_id)
+            try:
+                self.conversation = self.backend.new_conversation(self.slug or "", agent_id=self.agent_id)
+            except StackSpotError as exc:  # a slug StackSpot would refuse (from --slug or the config)
+                self.notify(visible(str(exc)), severity="error")
+                return
         self.query(".tip").remove()
         self.transcript.mount(
             MessageView("user", prompt, note=f"turn {self.conversation.next_seq + 1}", seq=self.conversation.next_seq)

@@ -16,6 +16,7 @@ from textual.widgets import Button, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..config import ENV_VARS
+from ..engine import slug_problem
 from ..textsafe import one_line, visible
 
 
@@ -209,6 +210,10 @@ class TargetPicker(ModalScreen[Pick | None]):
                 return
             self.dismiss(Pick("agent", text))
         else:
+            problem = slug_problem(text)
+            if problem:  # StackSpot would refuse it: say why here, not after a send
+                self.notify(visible(problem), severity="error")
+                return
             self.dismiss(Pick("quick_command", text))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
