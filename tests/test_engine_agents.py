@@ -120,7 +120,7 @@ async def test_stopping_mid_stream_keeps_what_arrived(service, fake_time):
         await task
     turn = service.store.get_turn(conversation.id, 0)
     assert turn.status == "CANCELLED" and turn.incomplete
-    assert turn.result == "".join(received) and "kept" in turn.error
+    assert turn.result == "".join(received) and turn.error == "stopped by the user"
 
 
 async def test_the_partial_answer_reaches_the_disk_while_streaming(simulator, store, fake_time):

@@ -441,7 +441,7 @@ class ConversationService:
                 status=CANCELLED,
                 result=text or None,
                 incomplete=bool(text),
-                error="stopped; the answer so far is kept" if text else "stopped before the answer began",
+                error="stopped by the user" if text else "stopped before the answer began",
             )
             await self._finish(turn, started, emit)
             raise

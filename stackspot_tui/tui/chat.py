@@ -247,6 +247,8 @@ class ChatScreen(Screen):
         if isinstance(event, RequestSent):
             self._streaming = StreamingAnswer(seq=event.turn.seq)
             self.transcript.mount(self._streaming)
+            self.conversation = self.backend.conversation(event.turn.conversation)
+            self._refresh_bar()  # the conversation id is known from the start
         for line in progress_lines(event):
             self.log_view.add(line)
         wait = self.query_one(WaitStatus)
