@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from .api.models import result_to_text
 from .atomicfile import write_atomic
 from .fences import code_fence
 from .store.models import Conversation, StepSummary, Turn
-from .textsafe import visible
+from .textsafe import visible, visible_json
 
 FORMAT_NAME = "stackspot-tui.conversation"
 FORMAT_VERSION = 1
@@ -159,7 +158,7 @@ def to_document(conversation: Conversation, turns: Iterable[Turn]) -> dict[str, 
 
 @_export_format("json", "JSON")
 def to_json(conversation: Conversation, turns: Iterable[Turn]) -> str:
-    return json.dumps(to_document(conversation, turns), ensure_ascii=False, indent=2) + "\n"
+    return visible_json(to_document(conversation, turns), indent=2) + "\n"
 
 
 def from_document(document: Any) -> tuple[Conversation, list[Turn]]:

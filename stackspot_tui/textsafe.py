@@ -4,22 +4,58 @@ never obeyed. Every other module uses these two functions rather than a pattern 
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 # C0 controls but tab and newline, DEL, and C1 controls (\x9b is a one-byte CSI on some terminals).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Invisible characters that change what a line seems to say: bidi embeddings, overrides and
+# isolates (U+202A-U+202E, U+2066-U+2069: "Trojan Source"), directional marks, zero-width
+# space, word joiner and invisible operators, a BOM inside text, and tag characters (which
+# can smuggle hidden instructions) — except the tags of a subdivision flag such as 🏴 England,
+# kept whole. Zero-width (non-)joiners stay: emoji and several scripts need them.
+_INVISIBLE = re.compile(
+    "(\U0001f3f4[\U000e0061-\U000e007a]{2,6}\U000e007f)"
+    "|[\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
 
 
 def visible(text: str) -> str:
-    """Replace control characters (ESC included) with their visible Unicode pictures (␛, ␇…)."""
-    return _CONTROL.sub(_picture, text)
+    """Control characters (ESC included) as their visible pictures (␛, ␇…), invisible ones
+    that reorder or hide text as ‹U+202E›: shown, never obeyed."""
+    return _INVISIBLE.sub(_code_point, _CONTROL.sub(_picture, text))
 
 
 def one_line(text: str, limit: int = 200) -> str:
-    """Collapse whitespace, drop control characters (terminal escapes), cap the length."""
-    text = _CONTROL.sub("", text)
+    """Collapse whitespace, drop control characters (terminal escapes), show invisible ones
+    (‹U+202E›), cap the length."""
+    text = _INVISIBLE.sub(_code_point, _CONTROL.sub("", text))
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# In JSON every such character can be written as an escape: the same data once parsed.
+_JSON_UNSAFE = re.compile(
+    "[\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
+
+
+def visible_json(data: Any, **options: Any) -> str:
+    """``json.dumps`` that stays readable (non-ASCII kept) but writes control and invisible
+    characters as escapes (\\u202e): printed on a terminal it cannot be reordered or obeyed,
+    and it parses to exactly the same data."""
+    return _JSON_UNSAFE.sub(_json_escape, json.dumps(data, ensure_ascii=False, **options))
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return json.dumps(match.group(), ensure_ascii=True)[1:-1]  # "\\u202e", or a surrogate pair
+
+
+def _code_point(match: re.Match[str]) -> str:
+    if match.group(1):  # a flag's tag sequence
+        return match.group(1)
+    return f"‹U+{ord(match.group()):04X}›"
 
 
 def _picture(match: re.Match[str]) -> str:

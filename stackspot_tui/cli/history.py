@@ -13,7 +13,7 @@ from .. import export
 from ..runtime import history_root, open_store
 from ..store import HistoryStore
 from ..store.models import Conversation
-from ..textsafe import one_line
+from ..textsafe import one_line, visible_json
 from ..timefmt import relative
 from .common import EXIT_FAILED, EXIT_OK, CommandError, CommonOptions, Streams
 
@@ -96,7 +96,7 @@ def _conversations(args: argparse.Namespace, store: HistoryStore, streams: Strea
     archived = None if args.all else args.archived
     conversations = store.list_conversations(archived=archived, limit=args.limit)
     if args.json:
-        print(json.dumps([c.to_dict() for c in conversations], ensure_ascii=False, indent=2), file=streams.stdout)
+        print(visible_json([c.to_dict() for c in conversations], indent=2), file=streams.stdout)
         return EXIT_OK
     if not conversations:
         print("no conversations yet", file=streams.stderr)
@@ -132,7 +132,7 @@ def _search(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
             }
             for h in hits
         ]
-        print(json.dumps(rows, ensure_ascii=False, indent=2), file=streams.stdout)
+        print(visible_json(rows, indent=2), file=streams.stdout)
     else:
         for h in hits:
             print(

@@ -14,7 +14,7 @@ from ..engine import AnswerDelta, ConversationService, Event
 from ..progress import progress_lines
 from ..runtime import build_service, open_store
 from ..store.models import Conversation, Turn
-from ..textsafe import visible
+from ..textsafe import visible, visible_json
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -127,7 +127,7 @@ class AnswerWriter:
     def delta(self, turn: Turn, text: str) -> None:
         if self._json:
             if turn.is_agent:  # a quick command's result is in the final object only
-                self._out.write(json.dumps({"delta": text}, ensure_ascii=False) + "\n")
+                self._out.write(visible_json({"delta": text}) + "\n")
                 self._out.flush()
             return
         self._out.write(visible(text) if self._tty else text)
@@ -137,7 +137,7 @@ class AnswerWriter:
 
     def finish(self, turn: Turn, conversation: Conversation) -> None:
         if self._json:
-            print(json.dumps(turn_document(turn, conversation), ensure_ascii=False), file=self._out)
+            print(visible_json(turn_document(turn, conversation)), file=self._out)
         elif self.written and not self.ends_with_newline:
             print(file=self._out)
         self._out.flush()
@@ -246,7 +246,7 @@ def _resume(args: argparse.Namespace, streams: Streams) -> int:
                         "result": turn.result,
                         "error": turn.error,
                     }
-                    print(json.dumps(document, ensure_ascii=False), file=streams.stdout)
+                    print(visible_json(document), file=streams.stdout)
                 elif turn.status == "COMPLETED":
                     print_result(result_to_text(turn.result), streams.stdout)
                 if turn.status != "COMPLETED":
