@@ -185,13 +185,7 @@ def doc_id(conv_id: str) -> int:
 # Fast paths for the common case, a sound record: a list of 10,000 conversations checks them
 # all on each first read, so they are written out as one expression rather than the generic
 # loop (which stays the reference, names what is wrong, and is what a test holds them to).
-_CONVERSATION_KEYS = frozenset(CONVERSATION_FIELDS)
-_CONVERSATION_REQUIRED = frozenset(name for name, (_, required) in CONVERSATION_FIELDS.items() if required)
-_TURN_KEYS = frozenset(TURN_FIELDS)
-_TURN_REQUIRED = frozenset(name for name, (_, required) in TURN_FIELDS.items() if required)
-_STEP_KEYS = frozenset(STEP_FIELDS)
-_TURN_OPTIONAL_STRINGS = ("slug", "execution_id", "conversation_id", "error", "error_kind")
-_TURN_AGENT_STRINGS = ("agent_id", "stop_reason", "message_id")
+# A missing required field is a KeyError (not sound); unknown fields are ignored, as there.
 _iso = datetime.fromisoformat
 
 
@@ -200,8 +194,7 @@ def _sound_conversation(key: str, r: Record, shard: str) -> bool:
         conv_id, next_seq, count = r["id"], r["next_seq"], r["turn_count"]
         cid, agent, pending = r.get("conversation_id"), r.get("agent_id"), r.get("pending", ())
         return (
-            _CONVERSATION_REQUIRED <= r.keys() <= _CONVERSATION_KEYS
-            and type(conv_id) is str
+            type(conv_id) is str
             and len(conv_id) == 8
             and conv_id[0] == shard
             and HEX.issuperset(conv_id)
@@ -215,7 +208,7 @@ def _sound_conversation(key: str, r: Record, shard: str) -> bool:
             and 0 <= count <= next_seq
             and type(r.get("archived", False)) is bool
             and type(pending) in (list, tuple)
-            and all(type(seq) is int and 0 <= seq < next_seq for seq in pending)
+            and (not pending or all(type(seq) is int and 0 <= seq < next_seq for seq in pending))
             and type(r["created_at"]) is str
             and type(r["updated_at"]) is str
             and bool(_iso(r["created_at"]))
@@ -228,9 +221,7 @@ def _sound_conversation(key: str, r: Record, shard: str) -> bool:
 def _sound_step(s: Record) -> bool:
     order, code, sources = s.get("order"), s.get("status_code"), s.get("sources", ())
     return (
-        "name" in s
-        and s.keys() <= _STEP_KEYS
-        and type(s["name"]) is str
+        type(s["name"]) is str
         and (order is None or (type(order) is int and order >= 0))
         and (code is None or (type(code) is int and code >= 0))
         and all(type(s.get(name)) in (str, type(None)) for name in ("type", "preview", "error"))
@@ -242,30 +233,35 @@ def _sound_step(s: Record) -> bool:
 
 def _sound_turn(key: str, r: Record, conv_id: str, page: int) -> bool:
     try:
-        seq, pct, took = r["seq"], r.get("percentage"), r.get("duration")
-        steps, sources, tokens = r.get("steps", ()), r.get("sources", ()), r.get("tokens")
-        sent, finished = r.get("sent_at"), r.get("finished_at")
+        get = r.get
+        seq, pct, took, tokens = r["seq"], get("percentage"), get("duration"), get("tokens")
+        steps, sources, sent, finished = get("steps", ()), get("sources", ()), get("sent_at"), get("finished_at")
         return (
-            _TURN_REQUIRED <= r.keys() <= _TURN_KEYS
-            and type(seq) is int
+            type(seq) is int
             and seq >= 0
             and seq // PAGE_SIZE == page
             and key == str(seq + 1)
             and type(r["conversation"]) is str
             and r["conversation"] == conv_id
             and type(r["prompt"]) is str
-            and type(r["input_data"]) in (str, dict)
+            and type(r["input_data"]) in _TEXT_OR_OBJECT
             and type(r["status"]) is str
-            and all(type(r.get(name)) in (str, type(None)) for name in _TURN_OPTIONAL_STRINGS)
-            and all(type(r.get(name)) in (str, type(None)) for name in _TURN_AGENT_STRINGS)
-            and (pct is None or (type(pct) in (int, float) and 0 <= pct <= 1))
-            and (took is None or (type(took) in (int, float) and 0 <= took < math.inf))
-            and type(steps) in (list, tuple)
-            and all(type(step) is dict and _sound_step(step) for step in steps)
-            and type(sources) in (list, tuple)
-            and all(type(source) is str for source in sources)
+            and type(get("slug")) in _TEXT_OR_NULL
+            and type(get("execution_id")) in _TEXT_OR_NULL
+            and type(get("conversation_id")) in _TEXT_OR_NULL
+            and type(get("error")) in _TEXT_OR_NULL
+            and type(get("error_kind")) in _TEXT_OR_NULL
+            and type(get("agent_id")) in _TEXT_OR_NULL
+            and type(get("stop_reason")) in _TEXT_OR_NULL
+            and type(get("message_id")) in _TEXT_OR_NULL
+            and (pct is None or (type(pct) in _NUMBER and 0 <= pct <= 1))
+            and (took is None or (type(took) in _NUMBER and 0 <= took < math.inf))
+            and type(steps) in _LIST
+            and (not steps or all(type(step) is dict and _sound_step(step) for step in steps))
+            and type(sources) in _LIST
+            and (not sources or all(type(source) is str for source in sources))
             and (tokens is None or (type(tokens) is dict and all(type(n) is int and n >= 0 for n in tokens.values())))
-            and type(r.get("incomplete", False)) is bool
+            and type(get("incomplete", False)) is bool
             and type(r["created_at"]) is str
             and bool(_iso(r["created_at"]))
             and (sent is None or (type(sent) is str and bool(_iso(sent))))
@@ -273,6 +269,12 @@ def _sound_turn(key: str, r: Record, conv_id: str, page: int) -> bool:
         )
     except (KeyError, TypeError, ValueError):
         return False
+
+
+_TEXT_OR_NULL = (str, type(None))
+_TEXT_OR_OBJECT = (str, dict)
+_NUMBER = (int, float)
+_LIST = (list, tuple)
 
 
 def conversation_problem(key: str, record: Any, shard: str) -> str | None:
