@@ -237,7 +237,13 @@ def write(rows: list[dict]) -> None:
     results = json.loads(path.read_text()) if path.exists() else {}
     latency = results.get("latency")
     old = latency.get("rows", []) if isinstance(latency, dict) else []
-    results["latency"] = {**conditions(), "rows": merge(old, rows)}
+    parts = latency.get("parts", []) if isinstance(latency, dict) else []
+    part = {**conditions(), "measured": sorted({(r["duration_s"], r.get("unaligned", False)) for r in rows})}
+    merged = merge(old, rows)
+    # Keep the conditions of every run whose rows are still in the results.
+    still = {(r["duration_s"], r.get("unaligned", False)) for r in merged}
+    kept = [p for p in parts if {tuple(m) for m in p.get("measured", [])} & still - set(part["measured"])]
+    results["latency"] = {**conditions(), "parts": [*kept, part], "rows": merged}
     path.write_text(json.dumps(results, indent=2) + "\n")
     update_performance_doc(results)
 
@@ -283,7 +289,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--modes", type=choices(MODES), default=list(MODES), help="progress modes, comma-separated")
     parser.add_argument("--pollers", type=choices(POLLERS), default=list(POLLERS), help="pollers, comma-separated")
     parser.add_argument("--runs", type=int, default=2, help="executions per duration × mode × poller")
-    parser.add_argument("--unaligned", action="store_true", help=f"also {', '.join(map(str, UNALIGNED))} s, once")
+    parser.add_argument("--unaligned", action="store_true", help=f"also {', '.join(map(str, UNALIGNED))} s")
     parser.add_argument("--at-once", type=int, default=24, help="executions running at the same time")
     parser.add_argument("--stagger", type=float, default=0.37, help="seconds between two workers' starts")
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON line")
@@ -297,7 +303,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for i in range(args.runs)
     ]
     if args.unaligned:
-        planned += [(Job(d, m, p, True), 0) for d in UNALIGNED for m in args.modes for p in args.pollers]
+        planned += [
+            (Job(d, m, p, True), i)
+            for d in UNALIGNED
+            for m in args.modes
+            for p in args.pollers
+            for i in range(args.runs)
+        ]
     rows = measure(planned, args.at_once, args.stagger)
     if args.write:
         write(rows)

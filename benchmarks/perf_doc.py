@@ -113,6 +113,15 @@ def _table(rows: list[dict], durations: list[float], mode: str, pollers: tuple[s
     return lines
 
 
+def _durations(measured: list) -> str:
+    whole = [f"{d:g}" for d, unaligned in measured if not unaligned]
+    between = [f"{d:g}" for d, unaligned in measured if unaligned]
+    text = f"{', '.join(whole)} s" if whole else ""
+    if between:
+        text += (" and " if text else "") + f"{', '.join(between)} s between whole seconds"
+    return text
+
+
 def latency_section(results: dict) -> str:
     latency = results.get("latency")
     rows = latency.get("rows", []) if isinstance(latency, dict) else []
@@ -136,13 +145,19 @@ def latency_section(results: dict) -> str:
         "",
     ]
     if isinstance(latency, dict):
-        load = latency.get("load_average")
-        busy = f", load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end" if load else ""
+        parts = latency.get("parts") or [latency]
         lines += [
-            f"Machine: {latency.get('machine', '?')}, {latency.get('date', '?')}{busy} (the machine is shared:",
-            "a busy one delays every process's wake-ups, and the answers with them).",
+            f"Machine: {latency.get('machine', '?')}; its cores are shared with other test runs, and a busy",
+            "machine delays every process's wake-ups, and the answers with them (compare the poll lag,",
+            "measured by the server). Measured:",
             "",
         ]
+        for part in parts:
+            load = part.get("load_average")
+            busy = f", load average at the end {load[0]:.1f}" if load else ""
+            what = f": {_durations(part['measured'])}" if part.get("measured") else ""
+            lines.append(f"- {part.get('date', '?')}{busy}{what}")
+        lines.append("")
     found = checks(rows)
     if found:
         lines += ["| target | measured | goal | |", "|---|---|---|---|"]
@@ -166,7 +181,7 @@ def latency_section(results: dict) -> str:
             "The durations above are whole seconds, and so are the grid's polls: each end is met by a poll",
             "a few milliseconds after it. For an end anywhere else, the grid alone is late by up to its",
             "step (1 s); only a percentage that behaves like a clock (`linear`) lets the plan aim between",
-            "grid points. One run each:",
+            "grid points; a fixed poller's phase is as good as random. Medians of the runs:",
             "",
         ]
         unaligned_durations = sorted({r["duration_s"] for r in unaligned})
@@ -202,7 +217,7 @@ def latency_section(results: dict) -> str:
         "does. Extra polls, only while the execution stays within 1.2 polls/s: just after the end a",
         "clock-like percentage predicts (one that rose three times with no step finishing), soon after",
         "every step is done without a final status, and halfway between grid points while the last step",
-        "runs. A clock-like percentage also lets the plan wait on the 5 s grid while the end is far",
+        "runs. A clock-like percentage also lets the plan poll only every 2.5 s while the end is far",
         "(fewer polls in `linear`).",
         END,
     ]

@@ -31,6 +31,7 @@ def main() -> None:
     latency = run("bench_latency.py", "--runs", "2", "--unaligned")
     assert isinstance(latency, dict)
     latency_rows = latency["rows"]
+    latency["parts"] = [{key: latency[key] for key in ("machine", "date", "load_average")}]
     history = run("bench_history.py")
     app = run("bench_app.py", "--runs", "3")
     exports = run("bench_export.py")
