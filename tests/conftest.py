@@ -1,8 +1,28 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 
 import pytest
+
+# Every history write is fsynced (twice: file and directory). On this project's disks that costs
+# ~10 ms a write, which the suite would spend waiting, so temporary files (tmp_path, and the
+# subprocesses' TMPDIR) live in memory when the machine has a tmpfs. fsync is still called.
+MEMORY_TMP = "/dev/shm"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("TMPDIR") is None and os.path.isdir(MEMORY_TMP) and os.access(MEMORY_TMP, os.W_OK):
+        os.environ["TMPDIR"] = MEMORY_TMP
+        tempfile.tempdir = MEMORY_TMP
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name.startswith("test_tui"):
+            item.add_marker(pytest.mark.app)
 
 
 class FakeTime:

@@ -107,7 +107,7 @@ def env_for(server, data_dir, **extra):
 def test_parallel_run_processes_lose_no_turn(server, tmp_path):
     store = HistoryStore(tmp_path / "history")
     conversation = store.create_conversation("echo")
-    writers, turns_each = 4, 3
+    writers, turns_each = 4, 2
     script = " && ".join(
         f"{' '.join(program())} run echo --conversation {conversation.id} -q 'w$W t{n}'" for n in range(turns_each)
     )

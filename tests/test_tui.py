@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import FakeTime
 
 from stackspot_tui.api import PollPolicy, StackSpotClient
 from stackspot_tui.config import Settings
@@ -21,10 +22,53 @@ from stackspot_tui.tui.widgets import ConversationBar, MessageView, ProgressLog,
 SIM = "https://sim.test"
 
 
+class AppTime(FakeTime):
+    """The clock of an app test's client and simulator: every wait passes at once (the clock
+    jumps), so a turn takes no real time; a test that needs a turn to stay running holds time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._free_waits = 0
+        self.parked: float | None = None  # the wait that is parked, if one is
+
+    def hold(self, after: int = 0) -> None:
+        """Park every wait after the next `after` ones until `release()`."""
+        self._free_waits = after
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
+    async def sleep(self, seconds: float) -> None:
+        if not self._flowing.is_set():
+            if self._free_waits:
+                self._free_waits -= 1
+            else:
+                self.parked = seconds
+                try:
+                    await self._flowing.wait()
+                finally:
+                    self.parked = None
+        await super().sleep(seconds)
+
+
 def make_service(
-    root: Path, duration: float = 0.3, *, simulator: Simulator | None = None, **client_options
+    root: Path,
+    duration: float = 0.3,
+    *,
+    simulator: Simulator | None = None,
+    time: AppTime | None = None,
+    **client_options,
 ) -> ConversationService:
-    simulator = simulator or Simulator(duration=duration)
+    """The engine on the in-process simulator, all on `time` (a given simulator keeps its own)."""
+    time = time or AppTime()
+    clock = {}
+    if simulator is None:
+        simulator = Simulator(duration=duration, clock=time.clock)
+        client_options.setdefault("sleep", time.sleep)
+        clock = {"clock": time.clock}
     client = StackSpotClient(
         client_id="demo-client",
         client_secret="demo-secret",
@@ -32,10 +76,12 @@ def make_service(
         api_url=SIM,
         transport=simulator.transport(),
         poll=PollPolicy(initial=0.05, interval=0.05, max_interval=0.2),
+        **clock,
         **client_options,
     )
-    service = ConversationService(client, HistoryStore(root / "history"))
+    service = ConversationService(client, HistoryStore(root / "history"), **clock)
     service.simulator = simulator
+    service.time = time
     return service
 
 
@@ -58,10 +104,10 @@ def make_app(service, tmp_path, **kwargs) -> StackSpotApp:
 
 async def until(pilot, condition, timeout: float = 10.0) -> None:
     """Wait for a condition the app reaches through its own events (bounded)."""
-    for _ in range(int(timeout / 0.05)):
+    for _ in range(int(timeout / 0.02)):
         if condition():
             return
-        await pilot.pause(0.05)
+        await pilot.pause(0.02)
     raise AssertionError("condition not reached")
 
 
@@ -121,7 +167,8 @@ async def test_progress_lines_come_before_the_answer(service, tmp_path, monkeypa
 
 
 async def test_escape_cancels_and_gives_the_prompt_back(tmp_path):
-    service = make_service(tmp_path, duration=30)
+    service = make_service(tmp_path)
+    service.time.hold(after=1)  # one poll (RUNNING), then the turn waits for the test
     app = make_app(service, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         prompt = app.screen.query_one(PromptInput)
@@ -287,37 +334,29 @@ async def test_a_huge_answer_is_shown_as_text_not_markdown(service, tmp_path):
         assert prompt.query(TextArea) and prompt.text == big
 
 
-async def test_rate_limit_wait_is_shown_with_a_countdown(tmp_path, monkeypatch, fake_time):
-    """The client waits out a 3 s Retry-After: the countdown reads 3, 2, 1 on a fake clock,
+async def test_rate_limit_wait_is_shown_with_a_countdown(tmp_path, monkeypatch):
+    """The client waits out a 3 s Retry-After: the countdown reads 3, 2, 1 on the fake clock,
     and the retry goes out only when the test lets the wait end."""
     from stackspot_tui.tui.widgets import WaitStatus
 
-    retry_wait = asyncio.Event()
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        if seconds < 1:  # polling: real, short
-            await asyncio.sleep(seconds)
-            return
-        waits.append(seconds)  # the rate-limit wait: held until the test releases it
-        await retry_wait.wait()
-
-    monkeypatch.setattr(WaitStatus, "clock", fake_time.clock)
-    service = make_service(tmp_path, sleep=sleep)
-    service.simulator.retry_after = 3.0
+    service = make_service(tmp_path)
+    time = service.time
+    monkeypatch.setattr(WaitStatus, "clock", time.clock)
+    service.simulator.quick.retry_after = 3.0
+    time.hold()  # the first wait of the turn is the rate limit's
     app = make_app(service, tmp_path, slug="sim-rate-limit")
     async with app.run_test(size=(120, 40)) as pilot:
         prompt = app.screen.query_one(PromptInput)
         prompt.load_text("please")
         await pilot.press("enter")
         wait = app.screen.query_one(WaitStatus)
-        await until(pilot, lambda: wait.has_class("waiting") and waits == [3.0])
+        await until(pilot, lambda: wait.has_class("waiting") and time.parked == 3.0)
         assert "rate limited: retrying in 3 s" in str(wait.render())
         for now_shown in ("2", "1"):
-            fake_time.now += 1.0
+            time.now += 1.0
             await until(pilot, lambda now_shown=now_shown: f"retrying in {now_shown} s" in str(wait.render()))
             assert wait.has_class("waiting") and not messages(app, "assistant")
-        retry_wait.set()
+        time.release()
         await until(pilot, lambda: messages(app, "assistant") and not app.chat.running)
         assert not wait.has_class("waiting")
         assert len(creates(service)) == 2  # the 429, then the retry
@@ -347,8 +386,11 @@ async def test_the_transcript_follows_new_messages_until_the_user_scrolls_up(tmp
         await pilot.pause()
         assert transcript.max_scroll_y > 0 and transcript.scroll_y == transcript.max_scroll_y  # followed
         app.screen.query_one(PromptInput).load_text("one more")
+        service.time.hold()
         await pilot.press("enter")  # sending scrolls to the new prompt
+        await until(pilot, lambda: app.chat.running)
         transcript.scroll_home(animate=False)  # the user scrolls up to read while it runs
+        service.time.release()
         await until(pilot, lambda: not app.chat.running and len(messages(app, "assistant")) == 5)
         await pilot.pause()
         assert transcript.scroll_y == 0  # the answer did not pull the view down
