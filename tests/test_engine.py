@@ -224,3 +224,45 @@ async def test_a_slug_stackspot_refuses_saves_nothing(service, store, simulator,
             await service.send(conversation.id, "hi", slug=slug)
     assert store.turns(conversation.id) == [] and len(store.list_conversations()) == 1
     assert creates(simulator) == []
+
+
+class HangingCreate:
+    """create-execution that never answers until cancelled."""
+
+    def __init__(self) -> None:
+        self.sent = asyncio.Event()
+
+    async def create_execution(self, *args, **kw):
+        self.sent.set()
+        await asyncio.Event().wait()
+
+
+async def test_cancel_while_create_is_unanswered_ends_the_turn_cancelled(store, fake_time):
+    client = HangingCreate()
+    service = ConversationService(client, store, clock=fake_time.clock)
+    conversation = service.new_conversation("echo")
+    events = []
+    task = asyncio.create_task(service.send(conversation.id, "never answered", on_event=events.append))
+    await client.sent.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    turn = store.turns(conversation.id)[-1]
+    assert turn.status == "CANCELLED" and turn.prompt == "never answered"
+    assert turn.error == "cancelled before StackSpot answered" and turn.execution_id is None
+    assert not turn.needs_reattach and store.pending_turns() == []  # no id: nothing to resume
+    assert isinstance(events[-1], TurnFinished) and events[-1].turn.status == "CANCELLED"
+
+
+async def test_a_watch_that_hits_404_ends_the_turn_and_leaves_nothing_to_resume(service, store, simulator):
+    """StackSpot forgot the execution (expired, or never kept): its callback answers 404."""
+    conversation = service.new_conversation("sim-slow")
+
+    def forget(event):
+        if isinstance(event, ExecutionStarted):
+            simulator.quick._executions.pop(event.execution_id)
+
+    turn = await service.send(conversation.id, "gone", on_event=forget)
+    assert turn.status == "ERROR" and turn.error_kind == "not_found" and "not found" in turn.error
+    assert turn.execution_id and not turn.needs_reattach and turn.finished_at
+    assert store.pending_turns() == []
