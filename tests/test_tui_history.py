@@ -9,6 +9,7 @@ from stackspot_tui.store import HistoryStore
 from stackspot_tui.tui.chat import ChatScreen
 from stackspot_tui.tui.history import ConversationsScreen
 from stackspot_tui.tui.screens import ConfirmScreen, TextPrompt
+from stackspot_tui.tui.widgets import PromptInput
 
 
 @pytest.fixture
@@ -125,3 +126,32 @@ async def test_export_from_the_list_and_the_palette(service, tmp_path, monkeypat
     html = (tmp_path / f"{conv}.html").read_text()
     assert "&lt;script&gt;" in html and "<script>" not in html
     assert (tmp_path / f"{conv}.html").exists() and (tmp_path / f"{conv}.json").exists()
+
+
+async def test_ctrl_e_loads_earlier_turns_in_order(service, tmp_path, monkeypatch):
+    from stackspot_tui.tui import chat
+
+    monkeypatch.setattr(chat, "RECENT_TURNS", 3)  # a long conversation, in miniature
+    conv = await seed(service, "echo", [f"prompt {n}" for n in range(7)])
+    app = make_app(service, tmp_path, conversation_id=conv)
+
+    def shown() -> list[str]:
+        return [m.text for m in messages(app, "user")]
+
+    def note() -> str:
+        found = app.screen.query("#earlier")
+        return str(found.first().render()) if found else ""
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: shown() == ["prompt 4", "prompt 5", "prompt 6"])
+        assert note().startswith("4 earlier turn(s) not shown")
+        await pilot.press("ctrl+e")
+        assert shown() == [f"prompt {n}" for n in range(1, 7)]
+        assert note().startswith("1 earlier turn(s) not shown")
+        await pilot.press("ctrl+e")
+        assert shown() == [f"prompt {n}" for n in range(7)] and note() == ""
+        prompt = app.screen.query_one(PromptInput)
+        prompt.load_text("draft")
+        prompt.move_cursor((0, 0))
+        await pilot.press("ctrl+e")  # nothing earlier: the key is the prompt's end-of-line again
+        assert shown() == [f"prompt {n}" for n in range(7)] and prompt.cursor_location == (0, 5)

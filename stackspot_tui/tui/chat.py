@@ -49,7 +49,9 @@ class ChatScreen(Screen):
         Binding("ctrl+b", "copy_code", "Copy code", id="copy_code"),
         Binding("ctrl+g", "copy_conversation_id", "Copy conv. id", show=False, id="copy_conversation_id"),
         Binding("c", "copy_message", "Copy message", show=False, id="copy_message"),
-        Binding("ctrl+e", "load_earlier", "Earlier turns", show=False, id="load_earlier"),
+        # Priority: the prompt has focus and a TextArea takes ctrl+e (end of line) for itself;
+        # check_action hands the key back to it when no earlier turn is hidden.
+        Binding("ctrl+e", "load_earlier", "Earlier turns", show=False, id="load_earlier", priority=True),
         Binding("ctrl+l", "conversations", "Conversations", id="conversations"),
         Binding("delete", "delete_turn", "Delete turn", show=False, id="delete_turn"),
     ]
@@ -147,9 +149,7 @@ class ChatScreen(Screen):
         self.transcript.remove_children()
         self.log_view.clear()
         if first > 0:
-            self.transcript.mount(
-                Static(Text(f"{first} earlier turn(s) not shown · ctrl+e loads them", style="dim"), id="earlier")
-            )
+            self.transcript.mount(Static(self._earlier_note(first), id="earlier"))
         for turn in turns:
             self.transcript.mount_all(turn_messages(turn))
             self._log_history(turn)
@@ -180,6 +180,15 @@ class ChatScreen(Screen):
         duration = f" in {seconds(turn.duration)}" if turn.duration is not None else ""
         log.add(ProgressLine(f"{turn.status}{duration}", level))
 
+    @staticmethod
+    def _earlier_note(hidden: int) -> Text:
+        return Text(f"{hidden} earlier turn(s) not shown · ctrl+e loads them", style="dim")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "load_earlier":
+            return self.conversation is not None and self._first_shown_seq > 0
+        return True
+
     def action_load_earlier(self) -> None:
         if not self.conversation or self._first_shown_seq == 0:
             return
@@ -191,6 +200,8 @@ class ChatScreen(Screen):
         self._first_shown_seq = start
         if start == 0:
             self.query("#earlier").remove()
+        else:
+            self.query_one("#earlier", Static).update(self._earlier_note(start))
 
     # -- sending ----------------------------------------------------------------------------
 
