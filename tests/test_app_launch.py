@@ -1,0 +1,163 @@
+"""Opening the app from the command line: options reach it typed, bad ids stop it before the
+screen, and the real program runs in a real terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import io
+import os
+import re
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+import pytest
+from helpers import program
+
+from stackspot_tui.cli import main
+from stackspot_tui.store import HistoryStore
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("STACKSPOT"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("STACKSPOT_TUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("STACKSPOT_TUI_CONFIG", str(tmp_path / "none.toml"))
+    return tmp_path
+
+
+class FakeApp:
+    """Stands in for StackSpotApp: records what run_app hands it, runs nothing."""
+
+    made: list[FakeApp] = []
+
+    def __init__(self, settings, **options):
+        self.settings, self.options = settings, options
+        self.return_code = 0
+        FakeApp.made.append(self)
+
+    def run(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_app(monkeypatch):
+    FakeApp.made = []
+    monkeypatch.setattr("stackspot_tui.tui.app.StackSpotApp", FakeApp)
+    return FakeApp.made
+
+
+def cli(*argv: str) -> tuple[int, str]:
+    err = io.StringIO()
+    code = main(list(argv), stdout=io.StringIO(), stderr=err)
+    return code, err.getvalue()
+
+
+def test_continue_opens_the_latest_conversation_of_the_slug(env, fake_app):
+    store = HistoryStore(env / "data" / "demo")
+    older = store.create_conversation("echo")
+    store.create_conversation("code-review")  # newer, but another quick command
+    code, _ = cli("--demo", "--slug", "echo", "--continue")
+    [app] = fake_app
+    assert code == 0 and app.options["conversation_id"] == older.id
+    assert app.options["demo"] is True and app.options["slug"] == "echo"
+    assert app.options["on_started"] is gc.freeze  # only the real program freezes what start-up built
+    slugs = dict(app.options["backend"].quick_commands())
+    assert slugs["echo"] == "recent" and "generate-tests" in slugs  # history first, then the demo's catalogue
+
+
+def test_a_conversation_id_is_resolved_before_the_screen(env, fake_app):
+    store = HistoryStore(env / "data" / "demo")
+    conversation = store.create_conversation("echo")
+    assert cli("--demo", "--conversation", conversation.id[:4])[0] == 0
+    assert fake_app[-1].options["conversation_id"] == conversation.id
+    code, err = cli("--demo", "--conversation", "ffff0000")
+    assert code == 1 and err.startswith("stackspot-tui: error:") and "ffff0000" in err
+    assert len(fake_app) == 1  # the app never started
+    assert err.count("\n") == 1
+
+
+def test_without_credentials_the_app_opens_on_first_run(env, fake_app):
+    assert cli()[0] == 0
+    [app] = fake_app
+    assert app.options["backend"] is None and app.options["demo"] is False  # the first-run screen decides
+
+
+# -- the real program in a real terminal ---------------------------------------------------------
+
+ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+
+
+class Terminal:
+    """A pseudo-terminal running the program; `screen` is everything it drew, escapes removed."""
+
+    def __init__(self, args: list[str], env: dict[str, str], size: tuple[int, int] = (120, 40)) -> None:
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+        self.process = subprocess.Popen(
+            args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True
+        )
+        os.close(slave)
+        self.raw = b""
+
+    @property
+    def screen(self) -> str:
+        return ANSI.sub("", self.raw.decode("utf-8", "replace"))
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.screen:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.process.poll() is not None:
+                raise AssertionError(f"{text!r} never appeared; last output: {self.screen[-500:]!r}")
+            ready, _, _ = select.select([self.master], [], [], min(left, 1))
+            if ready:
+                try:
+                    self.raw += os.read(self.master, 65536)
+                except OSError:  # the program closed the terminal
+                    break
+
+    def type(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def close(self) -> int:
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            os.close(self.master)
+
+
+@pytest.mark.e2e
+def test_the_program_runs_a_turn_in_a_real_terminal_and_quits_cleanly(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKSPOT")}
+    env.update(
+        TERM="xterm-256color",
+        STACKSPOT_TUI_DATA_DIR=str(tmp_path),
+        STACKSPOT_TUI_CONFIG=str(tmp_path / "none.toml"),
+        STACKSPOT_SIM_DURATION="0.2",
+    )
+    terminal = Terminal([*program(), "--demo", "--slug", "echo"], env)
+    try:
+        terminal.wait_for("DEMO")
+        terminal.wait_for("Type a prompt")  # the chat screen is up and the prompt has focus
+        terminal.type("hello from a terminal")
+        terminal.wait_for("hello from a terminal")
+        terminal.type("\r")
+        terminal.wait_for("COMPLETED")
+        terminal.type("\x11")  # ctrl+q
+    finally:
+        code = terminal.close()
+    assert code == 0
+    store = HistoryStore(Path(tmp_path) / "demo")
+    [conversation] = store.list_conversations()
+    [turn] = store.turns(conversation.id)
+    assert turn.prompt == "hello from a terminal" and turn.status == "COMPLETED" and turn.result == turn.prompt
