@@ -266,3 +266,24 @@ async def test_a_watch_that_hits_404_ends_the_turn_and_leaves_nothing_to_resume(
     assert turn.status == "ERROR" and turn.error_kind == "not_found" and "not found" in turn.error
     assert turn.execution_id and not turn.needs_reattach and turn.finished_at
     assert store.pending_turns() == []
+
+
+async def test_the_answer_is_shown_before_its_final_write_and_stays_fetchable(service, store):
+    """The last step lines, then the answer, then the write: a crash before it leaves the turn re-attachable."""
+    from stackspot_tui.engine import AnswerDelta
+
+    conversation = service.new_conversation("echo")
+    seen = []
+
+    def on_event(event):
+        if isinstance(event, AnswerDelta):
+            stored = store.turns(conversation.id)[-1]
+            seen.append(("answer", stored.needs_reattach, stored.result))
+        elif isinstance(event, Progressed) and event.execution.is_final:
+            seen.append(("final progress", None, None))
+        elif isinstance(event, TurnFinished):
+            seen.append(("finished", event.turn.needs_reattach, event.turn.result))
+
+    turn = await service.send(conversation.id, "hi", on_event=on_event)
+    assert seen == [("final progress", None, None), ("answer", True, None), ("finished", False, "hi")]
+    assert store.get_turn(conversation.id, turn.seq).result == "hi"

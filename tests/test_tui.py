@@ -156,7 +156,8 @@ async def test_progress_lines_come_before_the_answer(service, tmp_path, monkeypa
     monkeypatch.setattr(
         ChatScreen, "_show_finished", lambda self, turn: (timeline.append("ANSWER"), original_show(self, turn))
     )
-    app = make_app(service, tmp_path)
+    # 2 s of RUNNING: a poll lands in it even on a busy machine (0.3 s sometimes went by unseen).
+    app = make_app(service, tmp_path, slug="delay-2000")
     async with app.run_test(size=(120, 40)) as pilot:
         await send(pilot, app, "x = 1")
     answer = timeline.index("ANSWER")

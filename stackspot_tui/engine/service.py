@@ -357,13 +357,17 @@ class ConversationService:
                 if last is not None and not execution.differs_from(last):
                     continue
                 last = execution
-                if execution.succeeded and execution.result is not None:
-                    # Shown first, then written (with the final progress, in one write): until
-                    # that write the turn stays re-attachable, so a crash in between loses nothing.
-                    emit(AnswerDelta(turn, execution.result_text()))
-                turn = await self._io(self._record_progress, turn, execution, final=execution.is_final)
                 new, finished = steps.diff(execution.steps, self._clock())
-                emit(Progressed(turn, execution, new, finished, self._clock() - started))
+                if execution.is_final:
+                    # Shown first, then written (the final progress and the result, in one write):
+                    # until that write the turn stays re-attachable, so a crash loses nothing.
+                    emit(Progressed(turn, execution, new, finished, self._clock() - started))
+                    if execution.succeeded and execution.result is not None:
+                        emit(AnswerDelta(turn, execution.result_text()))
+                    turn = await self._io(self._record_progress, turn, execution, final=True)
+                else:
+                    turn = await self._io(self._record_progress, turn, execution)
+                    emit(Progressed(turn, execution, new, finished, self._clock() - started))
         except _FATAL_WATCH_ERRORS as exc:
             turn = await self._end(turn, status=LOCAL_ERROR, error=str(exc), error_kind=exc.kind)
             return await self._finish(turn, started, emit)
