@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 PRIVATE = 0o600
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE, durable: bool = True) -> None:
+    write_atomic_chunks(path, (data,), mode=mode, durable=durable)
+
+
+def write_atomic_chunks(path: Path, chunks: Iterable[bytes], *, mode: int = PRIVATE, durable: bool = True) -> None:
     """Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the directory.
 
     `mode` is the new file's permission bits: private (0600) unless asked otherwise, since
     what this program writes (history, exports, config) is the user's own. The temporary name
-    is unique per process and thread, so concurrent writers never share one.
+    is unique per process and thread, so concurrent writers never share one. ``durable=False``
+    skips both fsyncs, for a batch of files the caller makes durable at once (`sync_all`).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -22,9 +28,11 @@ def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE) -> None:
         with open(fd, "wb") as fh:
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, mode)  # the umask may not narrow it, a stale temp file may have other bits
-            fh.write(data)
+            for chunk in chunks:
+                fh.write(chunk)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -32,7 +40,14 @@ def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE) -> None:
         except OSError:
             pass
         raise
-    fsync_directory(path.parent)
+    if durable:
+        fsync_directory(path.parent)
+
+
+def sync_all() -> None:
+    """Make every write so far durable: after a batch written with ``durable=False``."""
+    if hasattr(os, "sync"):
+        os.sync()
 
 
 def fsync_directory(directory: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,7 +68,11 @@ def build_client(settings: Settings, *, demo: bool) -> StackSpotClient:
 
 
 def open_store(settings: Settings, *, demo: bool) -> HistoryStore:
-    return HistoryStore(history_root(settings, demo=demo))
+    # A long chore (converting an older history, indexing a large one for search) is said
+    # before it starts, on stderr: before the app takes the screen.
+    return HistoryStore(
+        history_root(settings, demo=demo), notice=lambda text: print(f"stackspot-tui: {text}", file=sys.stderr)
+    )
 
 
 def build_service(settings: Settings, *, demo: bool, store: HistoryStore | None = None) -> ConversationService:

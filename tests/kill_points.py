@@ -3,7 +3,8 @@
     python tests/kill_points.py SCENARIO DATA_DIR [POINTS]   → one JSON line on stdout
 
 A step is a change to the history directory: a file opened for writing, a rename, a removal,
-a new directory. An audit hook sees each one just before it happens, so "killed at step k"
+a new directory, a commit of the search catalog (SQLite writes its own files: the store
+announces each commit with an audit event just before it). An audit hook sees each one just before it happens, so "killed at step k"
 means SIGKILL with steps 1..k-1 done and step k not started. A first run counts the steps of
 a whole scenario (N); then, for each chosen k in 1..N, a forked child runs the scenario and
 is killed at step k, and this process checks what it left: every file valid, no completed
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from stackspot_tui.store import HistoryStore
 from stackspot_tui.store.models import Conversation, Turn
+from stackspot_tui.store.search import fold, result_text
 
 # A SIGKILL leaves the kernel's page cache in place: what a killed process leaves behind does
 # not depend on fsync (a power cut would, and no test can cause one). Skipped for speed, as in
@@ -36,6 +38,8 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
 def _is_step(event: str, args: tuple, root: str) -> bool:
+    if event == "stackspot_tui.catalog.commit":
+        return os.fsdecode(args[0]).startswith(root)
     if event == "open":
         path, mode, flags = args
         writing = bool(flags & _WRITE_FLAGS) if isinstance(flags, int) else False
@@ -81,6 +85,30 @@ def all_files_valid(root: Path) -> None:
         json.loads(path.read_bytes())  # a torn write fails here
 
 
+def catalog_truthful(root: Path) -> None:
+    """What a reader finds before anything is finished or repaired (``check=False``: it does no
+    chores): every conversation it lists and every turn its search returns exists."""
+    reader = HistoryStore(root, check=False)
+    if reader.catalog.check() is not None:
+        return  # no catalog yet (a first build was killed): the next start builds it
+    for conversation in reader.list_conversations(archived=None):
+        reader.get_conversation(conversation.id)
+    for query in ("prompt", "answer*", "answ", "kill test"):
+        for hit in reader.search(query, limit=1000):
+            turn = reader.get_turn(hit.conversation.id, hit.seq)  # UnknownTurnError: a turn that does not exist
+            assert fold(query.rstrip("*")) in fold(turn.prompt + " " + str(turn.result)), (query, hit)
+
+
+def catalog_agrees(root: Path) -> None:
+    """After the next start (which finishes what the kill left), the catalog holds what the files hold."""
+    store = HistoryStore(root)
+    on_disk = sorted(p.parent.name for p in (root / "conversations").glob("*/conversation.json"))
+    assert sorted(c.id for c in store.list_conversations(archived=None)) == on_disk
+    for conv_id in on_disk:
+        held = store.catalog.turn_texts(conv_id)
+        assert held == [(t.seq, t.prompt, result_text(t.result)) for t in store.turns(conv_id)], conv_id
+
+
 def completed_turns(root: Path) -> set[tuple[str, int]]:
     store = HistoryStore(root)
     return {
@@ -109,8 +137,8 @@ def append(data_dir: Path, points: int) -> dict:
         store = HistoryStore(root)
         conversation = store.latest_conversation() or store.create_conversation("crash")
         for n in range(3):
-            turn = store.add_turn(conversation.id, "p" * 2000, "x")
-            store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=f"r{n}" * 1000)
+            turn = store.add_turn(conversation.id, "kill test prompt " + "p" * 2000, "x")
+            store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=f"answer {n} " * 300)
 
     return _accumulating(root, scenario, points, data_dir)
 
@@ -145,8 +173,7 @@ def tui(data_dir: Path, points: int) -> dict:
                 await pilot.pause(0.05)
 
     root = data_dir / "history"
-    for directory in ("index", "conversations"):  # each run then takes the same steps, the first too
-        (root / directory).mkdir(parents=True, exist_ok=True)
+    (root / "conversations").mkdir(parents=True, exist_ok=True)  # each run then takes the same steps, the first too
     HistoryStore(root)
     return _accumulating(root, lambda: asyncio.run(one_turn()), points, data_dir, warm_up=1)
 
@@ -163,8 +190,10 @@ def _accumulating(root: Path, scenario: Callable[[], object], points: int, data_
         status = run_killed_at(step, root, scenario)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"step {step}: not killed"
         all_files_valid(root)
+        catalog_truthful(root)
         now = completed_turns(root)
         assert completed <= now, f"killed at step {step} of {total}: lost completed turns {completed - now}"
+        catalog_agrees(root)
         completed = now
     return {"steps": total, "kills": len(kills), "completed": len(completed)}
 
@@ -202,7 +231,9 @@ def delete(data_dir: Path, points: int) -> dict:
         status = run_killed_at(step, root, scenario)
         assert os.WIFSIGNALED(status), f"step {step}: not killed"
         all_files_valid(root)
+        catalog_truthful(root)
         after = HistoryStore(root)  # a start finishes a delete that was under way
+        catalog_agrees(root)
         ids = {c.id for c in after.list_conversations(archived=None)}
         assert kept.id in ids and len(after.turns(kept.id)) == 2
         if doomed.id in ids:  # killed before the delete began: all of it is there
@@ -218,7 +249,56 @@ def delete(data_dir: Path, points: int) -> dict:
     return {"steps": total, "kills": len(chosen(total, points)), **outcomes}
 
 
-SCENARIOS = {"append": append, "run": run, "tui": tui, "delete": delete}
+def convert(data_dir: Path, points: int) -> dict:
+    """A version 1 history opened: its records moved into their conversations, the catalog built.
+
+    Killed at each step, the next start finishes the work: every conversation and turn readable
+    and found by search, the catalog in step with the files."""
+    template = data_dir / "template"
+    store = HistoryStore(template)
+    records = []
+    for n in range(3):
+        conversation = store.create_conversation("qc", f"conversation {n}")
+        for k in range(2 + n * 60):
+            turn = store.add_turn(conversation.id, f"kill test prompt {n} {k}", "x")
+            store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=f"answer {n} {k}")
+        records.append(store.get_conversation(conversation.id).to_dict())
+    shutil.rmtree(template / "catalog")
+    for record in records:
+        (template / "conversations" / record["id"] / "conversation.json").unlink()
+    (template / "index").mkdir()
+    for record in records:
+        shard = template / "index" / f"{record['id'][0]}.json"
+        table = json.loads(shard.read_text())["conversations"] if shard.exists() else {}
+        table[str(int(record["id"], 16) + 1)] = record
+        shard.write_text(json.dumps({"conversations": table}))
+    (template / "meta.json").write_text(json.dumps({"schema_version": 1, "app": "stackspot-tui"}))
+    root = data_dir / "history"
+
+    def fresh() -> None:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(template, root)
+
+    fresh()
+    steps_file = data_dir / "steps"
+    assert run_killed_at(0, root, lambda: HistoryStore(root), steps_file) == 0
+    total = int(steps_file.read_text())
+    for step in chosen(total, points):
+        fresh()
+        status = run_killed_at(step, root, lambda: HistoryStore(root))
+        assert os.WIFSIGNALED(status), f"step {step}: not killed"
+        all_files_valid(root)
+        after = HistoryStore(root)
+        assert sorted(c.title for c in after.list_conversations()) == [f"conversation {n}" for n in range(3)]
+        for n in range(3):
+            [hit] = after.search(f'"kill test prompt {n} 1"')
+            assert after.get_turn(hit.conversation.id, hit.seq).result == f"answer {n} 1"
+        catalog_agrees(root)
+        assert not (root / "index").exists()
+    return {"steps": total, "kills": len(chosen(total, points))}
+
+
+SCENARIOS = {"append": append, "run": run, "tui": tui, "delete": delete, "convert": convert}
 
 if __name__ == "__main__":
     name, data_dir = sys.argv[1], Path(sys.argv[2])

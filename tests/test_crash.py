@@ -70,6 +70,11 @@ def test_a_delete_killed_at_every_step_is_all_or_nothing_and_never_revived(tmp_p
     assert summary["steps"] >= 5 and summary["intact"] >= 1 and summary["deleted"] >= 1
 
 
+def test_a_conversion_and_catalog_build_killed_at_every_step_is_finished_by_the_next_start(tmp_path):
+    summary = kill_harness("convert", tmp_path, points=10**6)
+    assert summary["steps"] >= 8
+
+
 def fast_polling(env: dict[str, str], data_dir: Path) -> dict[str, str]:
     config = data_dir / "fast.toml"
     config.write_text("poll_initial = 0.05\npoll_max_interval = 0.2\n")

@@ -102,11 +102,11 @@ def test_unreachable_api(sim, tmp_path):
 def test_corrupt_history_file(sim, tmp_path):
     env = sim.env(tmp_path)
     assert run_cli("run", "echo", "hi", env=env).returncode == 0
-    index = next((tmp_path / "history").rglob("index/*.json"))
-    index.write_text('{"conversations": {"1": {"id": ')
+    record = next((tmp_path / "history").rglob("conversations/*/conversation.json"))
+    record.write_text('{"conversations": {"1": {"id": ')
     result = run_cli("run", "echo", "--continue", "again", env=env)
     assert result.returncode == 1
-    assert index.name in one_line_error(result)
+    assert str(record) in one_line_error(result)
 
 
 def test_missing_credentials_suggest_demo(tmp_path, sim):

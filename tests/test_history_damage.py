@@ -30,8 +30,8 @@ def seeded(root: Path, turns: int = 3, slug: str = "code-review") -> tuple[Histo
     return store, store.get_conversation(conversation.id)
 
 
-def shard_of(store: HistoryStore, conv_id: str) -> Path:
-    return store.shard_path(conv_id[0])
+def record_of(store: HistoryStore, conv_id: str) -> Path:
+    return store.record_path(conv_id)
 
 
 def page_of(store: HistoryStore, conv_id: str, page: int = 0) -> Path:
@@ -113,12 +113,12 @@ def test_the_fast_check_never_passes_what_the_reference_check_refuses(kind, chan
 
 # Each damage: (where, how), what the reader says.
 WRONG_TYPES = [
-    ("index", lambda d, c: index_record(d, c).__setitem__("updated_at", 5), "'updated_at' must be an ISO 8601"),
-    ("index", lambda d, c: index_record(d, c).__setitem__("title", 123), "'title' must be a string"),
-    ("index", lambda d, c: index_record(d, c).__setitem__("turn_count", -1), "'turn_count' must be a whole number"),
-    ("index", lambda d, c: index_record(d, c).__setitem__("archived", "no"), "'archived' must be true or false"),
-    ("index", lambda d, c: index_record(d, c).pop("next_seq"), "lacks 'next_seq'"),
-    ("index", lambda d, c: index_record(d, c).__setitem__("pending", [99]), "pending turn beyond"),
+    ("record", lambda d, c: index_record(d, c).__setitem__("updated_at", 5), "'updated_at' must be an ISO 8601"),
+    ("record", lambda d, c: index_record(d, c).__setitem__("title", 123), "'title' must be a string"),
+    ("record", lambda d, c: index_record(d, c).__setitem__("turn_count", -1), "'turn_count' must be a whole number"),
+    ("record", lambda d, c: index_record(d, c).__setitem__("archived", "no"), "'archived' must be true or false"),
+    ("record", lambda d, c: index_record(d, c).pop("next_seq"), "lacks 'next_seq'"),
+    ("record", lambda d, c: index_record(d, c).__setitem__("pending", [99]), "pending turn beyond"),
     ("page", lambda d, c: d["turns"]["1"].__setitem__("prompt", 12345), "turn 1: 'prompt' must be a string"),
     ("page", lambda d, c: d["turns"]["2"].__setitem__("seq", "1"), "turn 2: 'seq' must be a whole number"),
     ("page", lambda d, c: d["turns"]["2"].__setitem__("steps", [{"done": True}]), "step 1 lacks 'name'"),
@@ -134,11 +134,15 @@ WRONG_TYPES = [
 @pytest.mark.parametrize(("where", "change", "message"), WRONG_TYPES, ids=[m for _, _, m in WRONG_TYPES])
 def test_a_bad_record_is_one_clear_error_no_write_and_repair_keeps_the_good_ones(tmp_path, where, change, message):
     store, conversation = seeded(tmp_path)
-    path = shard_of(store, conversation.id) if where == "index" else page_of(store, conversation.id)
+    path = record_of(store, conversation.id) if where == "record" else page_of(store, conversation.id)
     edit(path, lambda data: change(data, conversation.id))
     damaged = path.read_bytes()
     fresh = HistoryStore(tmp_path)
-    read = fresh.list_conversations if where == "index" else (lambda: fresh.turns(conversation.id))
+    read = (
+        (lambda: fresh.get_conversation(conversation.id))
+        if where == "record"
+        else (lambda: fresh.turns(conversation.id))
+    )
     with pytest.raises(HistoryCorruptError) as err:
         read()
     assert message in str(err.value) and str(path) in str(err.value) and "stackspot-tui repair" in str(err.value)
@@ -152,7 +156,7 @@ def test_a_bad_record_is_one_clear_error_no_write_and_repair_keeps_the_good_ones
     assert aside.read_bytes() == damaged  # kept as it was
     repaired = HistoryStore(tmp_path)
     turns = repaired.turns(conversation.id)
-    if where == "index":  # rebuilt from the pages, the sound fields of the bad record kept
+    if where == "record":  # rebuilt from the pages, the sound fields of the bad record kept
         assert [t.prompt for t in turns] == ["prompt 0", "prompt 1", "prompt 2"]
         again = repaired.get_conversation(conversation.id)
         assert (again.slug, again.turn_count, again.next_seq) == ("code-review", 3, 3)
@@ -162,10 +166,10 @@ def test_a_bad_record_is_one_clear_error_no_write_and_repair_keeps_the_good_ones
     assert HistoryStore(tmp_path, check=False).repair().actions == []  # nothing left to do
 
 
-def test_repair_keeps_the_title_and_archive_flag_of_a_bad_index_record(tmp_path):
+def test_repair_keeps_the_title_and_archive_flag_of_a_bad_record(tmp_path):
     store, conversation = seeded(tmp_path)
     store.update_conversation(conversation.id, title="My review", archived=True)
-    edit(shard_of(store, conversation.id), lambda d: index_record(d, conversation.id).__setitem__("updated_at", 5))
+    edit(record_of(store, conversation.id), lambda d: index_record(d, conversation.id).__setitem__("updated_at", 5))
     HistoryStore(tmp_path, check=False).repair()
     again = HistoryStore(tmp_path).get_conversation(conversation.id)
     assert (again.title, again.archived, again.turn_count) == ("My review", True, 3)
@@ -191,11 +195,11 @@ def test_an_unreadable_page_is_never_shown_as_empty(tmp_path, what):
     reads = [
         lambda: fresh.turns(conversation.id),
         lambda: fresh.get_turn(conversation.id, 0),
-        lambda: fresh.search("prompt"),
         lambda: fresh.add_turn(conversation.id, "x", "x"),
     ]
-    if what != "nan":  # search checks every page's framing, and parses only the pages that may match
-        reads.append(lambda: fresh.search("not anywhere"))
+    # Search answers from the catalog's copy, checked when it was written: the turns are still
+    # found, and opening one says what is wrong with its page.
+    assert [h.seq for h in fresh.search("prompt 0")] == [0]
     for read in reads:
         with pytest.raises(HistoryCorruptError, match="stackspot-tui repair"):
             read()
@@ -210,10 +214,12 @@ def test_an_unreadable_page_is_never_shown_as_empty(tmp_path, what):
     assert [t.seq for t in repaired.turns(conversation.id)][-1] == 3  # seqs are never reused
 
 
-@pytest.mark.parametrize("name", ["meta.json", "lock", "index/{shard}.json", "index", "conversations"])
+@pytest.mark.parametrize(
+    "name", ["meta.json", "lock", "conversations/{id}/conversation.json", "catalog", "conversations"]
+)
 def test_a_directory_or_file_in_the_wrong_place_is_damage_and_repair_clears_it(tmp_path, name):
     _, conversation = seeded(tmp_path)
-    path = tmp_path / name.format(shard=conversation.id[0])
+    path = tmp_path / name.format(id=conversation.id)
     if path.is_dir():
         shutil.rmtree(path)
         path.write_text("in the way")
@@ -225,10 +231,13 @@ def test_a_directory_or_file_in_the_wrong_place_is_damage_and_repair_clears_it(t
     report = HistoryStore(tmp_path, check=False).repair()
     assert not report.problems
     repaired = HistoryStore(tmp_path)
-    turns = repaired.turns(conversation.id)
-    assert len(turns) == (0 if name == "conversations" else 3)
-    repaired.add_turn(conversation.id, "works again", "x")
     assert set_aside(path)
+    if name == "conversations":  # every conversation was in the directory the file replaced
+        assert repaired.list_conversations(archived=None) == []
+        return
+    assert len(repaired.turns(conversation.id)) == 3
+    assert [h.seq for h in repaired.search("prompt 2")] == [2]
+    repaired.add_turn(conversation.id, "works again", "x")
 
 
 def test_a_data_dir_that_is_a_file_is_a_location_error(tmp_path):
@@ -239,18 +248,46 @@ def test_a_data_dir_that_is_a_file_is_a_location_error(tmp_path):
         HistoryStore(tmp_path / "data")
 
 
-def test_repair_of_a_truncated_index_keeps_the_whole_records_before_the_cut(tmp_path):
-    store = HistoryStore(tmp_path)
-    ids = iter(["a0000001", "a0000002", "a0000003"])
-    for conv_id in ids:
-        conversation = Conversation(id=conv_id, slug="qc", title=f"kept {conv_id}")
-        store.import_conversation(conversation, [])
-    shard = store.shard_path("a")
+def v1_history(root: Path, records: list[dict]) -> None:
+    """A history as version 1 kept it: every conversation record in one of 16 index shards."""
+    (root / "index").mkdir(parents=True)
+    (root / "meta.json").write_text(json.dumps({"schema_version": 1, "app": "stackspot-tui"}))
+    shards: dict[str, dict] = {}
+    for record in records:
+        shards.setdefault(record["id"][0], {})[str(int(record["id"], 16) + 1)] = record
+    for shard, table in shards.items():
+        (root / "index" / f"{shard}.json").write_text(json.dumps({"conversations": table}))
+
+
+def test_a_version_1_history_is_converted_on_open(tmp_path):
+    store = HistoryStore(tmp_path / "template")
+    conversation = store.create_conversation("qc", "kept")
+    store.add_turn(conversation.id, "find the needle", "x")
+    record = store.get_conversation(conversation.id).to_dict()
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "template" / "conversations", old / "conversations")
+    (old / "conversations" / conversation.id / "conversation.json").unlink()
+    v1_history(old, [record, Conversation(id="b0000001", slug="qc", title="no turns yet").to_dict()])
+    converted = HistoryStore(old)
+    assert {c.title for c in converted.list_conversations()} == {"kept", "no turns yet"}
+    assert [h.conversation.id for h in converted.search("needle")] == [conversation.id]
+    assert json.loads((old / "meta.json").read_text())["schema_version"] == 2 and not (old / "index").exists()
+    assert HistoryStore(old, check=False).repair().actions == []
+
+
+def test_repair_of_a_truncated_version_1_index_keeps_the_whole_records_before_the_cut(tmp_path):
+    records = [Conversation(id=f"a000000{n}", slug="qc", title=f"kept a000000{n}").to_dict() for n in (1, 2, 3)]
+    v1_history(tmp_path, records)
+    shard = tmp_path / "index" / "a.json"
     raw = shard.read_bytes()
     shard.write_bytes(raw[: raw.index(b'"a0000003"')])
-    HistoryStore(tmp_path, check=False).repair()
+    with pytest.raises(HistoryCorruptError, match="stackspot-tui repair"):
+        HistoryStore(tmp_path)
+    report = HistoryStore(tmp_path, check=False).repair()
+    assert not report.problems and any("converted" in a for a in report.actions)
     titles = sorted(c.title for c in HistoryStore(tmp_path).list_conversations())
     assert titles == ["kept a0000001", "kept a0000002"]
+    assert list(tmp_path.glob("index.corrupt-*")) or list((tmp_path / "index").glob("a.json.corrupt-*")) == []
 
 
 # -- delete ------------------------------------------------------------------------------

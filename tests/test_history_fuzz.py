@@ -31,21 +31,23 @@ from stackspot_tui.sim import Simulator
 from stackspot_tui.store import HistoryStore
 from stackspot_tui.store.models import Conversation, StepSummary, Turn
 
-A, B, C = "a1b2c3d4", "7e000001", "c0ffee00"  # three shards; B spans two pages; C is archived
+A, B, C = "a1b2c3d4", "7e000001", "c0ffee00"  # B spans two pages; C is archived
 TURNS = {A: 3, B: 105, C: 1}
+CATALOG = "catalog/*.sqlite"  # the search catalog (its name changes with each build)
 FILES = [
     "meta.json",
     "lock",
-    f"index/{A[0]}.json",
-    f"index/{B[0]}.json",
-    f"index/{C[0]}.json",
+    f"conversations/{A}/conversation.json",
+    f"conversations/{B}/conversation.json",
+    f"conversations/{C}/conversation.json",
     f"conversations/{A}/0000.json",
     f"conversations/{B}/0000.json",
     f"conversations/{B}/0001.json",
     f"conversations/{C}/0000.json",
 ]
-TABLE_FILES = [f for f in FILES if f.startswith(("index/", "conversations/"))]
-DIRECTORIES = ["index", "conversations", f"conversations/{A}", f"conversations/{B}"]
+TABLE_FILES = [f for f in FILES if f.startswith("conversations/")]
+RAW_FILES = [*FILES, CATALOG]  # damaged byte by byte: the catalog is not JSON
+DIRECTORIES = ["catalog", "conversations", f"conversations/{A}", f"conversations/{B}"]
 COMMANDS = ["conversations", "show", "search", "export", "run", "repair"]
 OUTCOMES: Counter[tuple[str, str, str]] = Counter()  # (mutation, command, outcome)
 
@@ -107,10 +109,11 @@ field_names = st.sampled_from(
     + ["execution_id", "result", "finished_at"]
 )
 mutations = st.one_of(
-    st.builds(Mutation, st.just("truncate"), st.sampled_from(FILES), st.floats(0.01, 0.99)),
-    st.builds(Mutation, st.just("empty"), st.sampled_from(FILES)),
-    st.builds(Mutation, st.just("garbage"), st.sampled_from(FILES), st.binary(min_size=1, max_size=40)),
-    st.builds(Mutation, st.just("directory"), st.sampled_from(FILES)),
+    st.builds(Mutation, st.just("truncate"), st.sampled_from(RAW_FILES), st.floats(0.01, 0.99)),
+    st.builds(Mutation, st.just("empty"), st.sampled_from(RAW_FILES)),
+    st.builds(Mutation, st.just("garbage"), st.sampled_from(RAW_FILES), st.binary(min_size=1, max_size=40)),
+    st.builds(Mutation, st.just("scribble"), st.just(CATALOG), st.tuples(st.integers(0, 10**6), st.binary(min_size=1))),
+    st.builds(Mutation, st.just("directory"), st.sampled_from(RAW_FILES)),
     st.builds(Mutation, st.just("file-for-dir"), st.sampled_from(DIRECTORIES)),
     st.builds(
         Mutation,
@@ -132,8 +135,14 @@ mutations = st.one_of(
 
 
 def apply(root: Path, mutation: Mutation) -> None:
-    path = root / mutation.target
-    if mutation.kind == "truncate":
+    path = next(root.glob(mutation.target)) if "*" in mutation.target else root / mutation.target
+    if mutation.kind == "scribble":  # bytes overwritten somewhere inside
+        raw = bytearray(path.read_bytes())
+        at, data = mutation.detail  # type: ignore[misc]
+        at %= len(raw)
+        raw[at : at + len(data)] = data
+        path.write_bytes(bytes(raw))
+    elif mutation.kind == "truncate":
         raw = path.read_bytes()
         path.write_bytes(raw[: int(len(raw) * float(mutation.detail))])  # type: ignore[arg-type]
     elif mutation.kind == "empty":
@@ -264,7 +273,8 @@ def check_history(data_dir: Path, mutation: Mutation, cli) -> None:
             assert "a new turn" in [t.prompt for t in turns]
     for conv_id, seq in intact - readable:
         assert kept_aside(root, page_file(conv_id, seq)), f"turn {seq} of {conv_id} lost"
-    store.search("prompt")
+    for hit in store.search("prompt", limit=500):  # never a turn that does not exist
+        assert store.get_turn(hit.conversation.id, hit.seq).prompt == prompt(hit.conversation.id, hit.seq)
     store.add_turn(A if (A, 0) in readable else store.create_conversation("qc").id, "after repair", "x")
     code, _, err = cli(data_dir, "repair")
     assert code == 0 and "nothing to repair" in err, err
@@ -307,9 +317,10 @@ def report():
 
 
 APP_CASES = [
-    (Mutation("flip-type", f"index/{A[0]}.json", (0, "updated_at", 5)), None),
+    (Mutation("flip-type", f"conversations/{A}/conversation.json", (0, "updated_at", 5)), A),
     (Mutation("empty", f"conversations/{A}/0000.json"), A),
-    (Mutation("directory", f"index/{B[0]}.json"), A),
+    (Mutation("directory", f"conversations/{B}/conversation.json"), A),
+    (Mutation("garbage", CATALOG, b"not a database"), None),
     (Mutation("truncate", "meta.json", 0.5), None),
     (Mutation("drop-key", f"conversations/{B}/0001.json", (0, "status")), None),  # the pending turn's page
 ]

@@ -26,16 +26,17 @@ def seeded(root, turns=3):
     return store, conversation
 
 
-def test_repair_rebuilds_a_damaged_index_shard_from_the_pages(tmp_path):
+def test_repair_rebuilds_a_damaged_conversation_record_from_the_pages(tmp_path):
     _store, conversation = seeded(tmp_path)
-    shard = tmp_path / "index" / f"{conversation.id[0]}.json"
-    shard.write_text("{garbage")
+    record = tmp_path / "conversations" / conversation.id / "conversation.json"
+    record.write_text("{garbage")
     with pytest.raises(HistoryCorruptError, match="stackspot-tui repair"):
-        HistoryStore(tmp_path).list_conversations()
+        HistoryStore(tmp_path).get_conversation(conversation.id)
     report = HistoryStore(tmp_path, check=False).repair()
-    assert any("index/" in a and "aside" in a for a in report.actions) and any("rebuilt" in a for a in report.actions)
+    assert any("conversation.json" in a and "aside" in a for a in report.actions)
+    assert any("rebuilt the record" in a for a in report.actions)
     assert not report.problems
-    [moved] = list((tmp_path / "index").glob("*.corrupt-*"))
+    [moved] = list(record.parent.glob("*.corrupt-*"))
     assert moved.read_text() == "{garbage"  # kept, never overwritten
     again = HistoryStore(tmp_path).get_conversation(conversation.id)
     assert (again.slug, again.turn_count, again.conversation_id, again.title) == (
@@ -72,11 +73,14 @@ def test_repair_from_the_command_line(tmp_path, monkeypatch):
     monkeypatch.setenv("STACKSPOT_TUI_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("STACKSPOT_TUI_CONFIG", str(tmp_path / "none.toml"))
     _, conversation = seeded(tmp_path / "history")
-    (tmp_path / "history" / "index" / f"{conversation.id[0]}.json").write_text("[")
+    [catalog] = (tmp_path / "history" / "catalog").glob("*.sqlite")
+    catalog.write_bytes(b"[" * 5000)  # the search catalog, damaged
     out, err = io.StringIO(), io.StringIO()
     assert main(["conversations"], stdout=out, stderr=err) == 1 and "stackspot-tui repair" in err.getvalue()
+    assert err.getvalue().count("\n") == 1 and str(catalog) in err.getvalue()
     err = io.StringIO()
     assert main(["repair"], stdout=out, stderr=err) == 0 and "repair(s) done" in err.getvalue()
+    assert "rebuilt the search catalog" in err.getvalue() and list(catalog.parent.glob("*.corrupt-*"))
     out = io.StringIO()
     assert main(["conversations", "--json"], stdout=out, stderr=io.StringIO()) == 0
     assert json.loads(out.getvalue())[0]["id"] == conversation.id

@@ -81,7 +81,7 @@ def test_turns_across_pages_and_partial_reads(store, lock_kind):
     for n in range(250):
         store.add_turn(conversation.id, f"prompt {n}", f"prompt {n}")
     files = sorted(p.name for p in (store.root / "conversations" / conversation.id).iterdir())
-    assert files == ["0000.json", "0001.json", "0002.json"]
+    assert files == ["0000.json", "0001.json", "0002.json", "conversation.json"]
     assert [t.seq for t in store.turns(conversation.id)] == list(range(250))
     assert [t.prompt for t in store.turns(conversation.id, start=95, limit=10)] == [
         f"prompt {n}" for n in range(95, 105)
@@ -166,25 +166,26 @@ def test_import_keeps_id_or_picks_a_new_one(store, tmp_path):
 
 def test_damaged_file_is_reported_not_overwritten(store):
     conversation = store.create_conversation("a")
-    shard = store.root / "index" / f"{conversation.id[0]}.json"
-    shard.write_text('{"conversations": {"1": ')
+    record = store.root / "conversations" / conversation.id / "conversation.json"
+    record.write_text('{"conversations": {"1": ')
     with pytest.raises(HistoryCorruptError) as err:
-        store.list_conversations()
-    assert str(shard) in str(err.value) and "left untouched" in str(err.value)
-    with pytest.raises(HistoryCorruptError):
         store.get_conversation(conversation.id)
+    assert str(record) in str(err.value) and "left untouched" in str(err.value)
     with pytest.raises(HistoryCorruptError):
         store.add_turn(conversation.id, "q", "q")  # a write must not replace the damaged file
-    assert shard.read_text() == '{"conversations": {"1": '
+    assert record.read_text() == '{"conversations": {"1": '
 
 
-@pytest.mark.parametrize("content", ["[1, 2]", '{"conversations": [1]}', '{"conversations": {"1": {"slug": "x"}}}'])
+@pytest.mark.parametrize(
+    "content",
+    ["[1, 2]", '{"conversations": [1]}', '{"conversations": {"1": {"slug": "x"}}}', '{"conversations": {}}'],
+)
 def test_wrong_shapes_are_damage(tmp_path, content):
     store = HistoryStore(tmp_path)
-    (tmp_path / "index").mkdir()
-    (tmp_path / "index" / "0.json").write_text(content)
+    (tmp_path / "conversations" / "00000000").mkdir(parents=True)
+    (tmp_path / "conversations" / "00000000" / "conversation.json").write_text(content)
     with pytest.raises(HistoryCorruptError):
-        store.list_conversations()
+        store.get_conversation("00000000")
 
 
 def test_newer_schema_is_refused(tmp_path):

@@ -18,6 +18,7 @@ from ..timefmt import relative
 from .common import EXIT_FAILED, EXIT_OK, CommandError, CommonOptions, Streams
 
 StoreHandler = Callable[[argparse.Namespace, HistoryStore, Streams], int]
+LIST_LIMIT = 50
 
 
 def _on_history(handler: StoreHandler) -> Callable[[argparse.Namespace, Streams], int]:
@@ -37,7 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     group.add_argument("--archived", action="store_true", help="only archived conversations")
     group.add_argument("--all", action="store_true", help="archived and active")
     p.add_argument("--json", action="store_true", help="one JSON array")
-    p.add_argument("--limit", type=int, default=None, help="at most this many")
+    p.add_argument(
+        "--limit", type=int, default=LIST_LIMIT, help=f"at most this many, newest first (default {LIST_LIMIT}; 0: all)"
+    )
     p.set_defaults(handler=_on_history(_conversations))
 
     p = sub.add_parser("show", parents=[common], help="print a conversation")
@@ -45,7 +48,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument("--json", action="store_true", help="the JSON export document")
     p.set_defaults(handler=_on_history(_show))
 
-    p = sub.add_parser("search", parents=[common], help="search prompts and answers of every conversation")
+    p = sub.add_parser(
+        "search",
+        parents=[common],
+        help="search prompts and answers of every conversation",
+        description=(
+            "Turns holding every word of TEXT, best and newest first. word* matches words starting so; "
+            '"two words" (or two-words) the words in that order. Case and accents do not matter. When no turn '
+            "holds the words, TEXT is searched as plain text (arse finds parser)."
+        ),
+    )
     p.add_argument("text", metavar="TEXT")
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=50)
@@ -94,7 +106,14 @@ def _conversation(store: HistoryStore, text: str) -> Conversation:
 
 def _conversations(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     archived = None if args.all else args.archived
-    conversations = store.list_conversations(archived=archived, limit=args.limit)
+    if args.limit < 0:
+        raise CommandError("--limit must be 0 (all) or more")
+    limit = args.limit or None
+    conversations = store.list_conversations(archived=archived, limit=limit)
+    if limit is not None and len(conversations) == limit:
+        total = store.count_conversations(archived=archived)
+        if total > limit:
+            print(f"the newest {limit} of {total:,} conversations; --limit N shows more (0: all)", file=streams.stderr)
     if args.json:
         print(visible_json([c.to_dict() for c in conversations], indent=2), file=streams.stdout)
         return EXIT_OK
@@ -121,6 +140,8 @@ def _search(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
     if not args.text.strip():
         raise CommandError("search text is empty")
     hits = store.search(args.text, limit=args.limit)
+    if hits and hits[0].match == "text":
+        print(f"no turn holds the words of {args.text!r}; turns holding it as text:", file=streams.stderr)
     if args.json:
         rows = [
             {
@@ -129,6 +150,7 @@ def _search(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
                 "turn": h.seq + 1,
                 "field": h.field,
                 "snippet": h.snippet,
+                "match": h.match,
             }
             for h in hits
         ]

@@ -55,8 +55,14 @@ class Backend:
     def conversation(self, conv_id: str) -> Conversation:
         return self._store.get_conversation(conv_id)
 
-    def conversations(self, *, archived: bool | None = False, limit: int | None = None) -> list[Conversation]:
-        return self._store.list_conversations(archived=archived, limit=limit)
+    def conversations(
+        self, *, archived: bool | None = False, limit: int | None = None, matching: str = ""
+    ) -> list[Conversation]:
+        """Newest activity first; ``matching``: only those whose title, quick command or agent holds it."""
+        return self._store.list_conversations(archived=archived, limit=limit, matching=matching)
+
+    def count_conversations(self, *, archived: bool | None = False, matching: str = "") -> int:
+        return self._store.count_conversations(archived=archived, matching=matching)
 
     def latest_conversation(self, slug: str | None = None, *, agent_id: str | None = None) -> Conversation | None:
         return self._store.latest_conversation(slug, agent_id=agent_id)
@@ -71,8 +77,10 @@ class Backend:
         """Turns whose execution was created but never seen finished."""
         return self._store.pending_turns()
 
-    def search(self, text: str, *, limit: int = 100) -> list[SearchHit]:
-        return self._store.search(text, limit=limit)
+    def search(self, text: str, *, limit: int = 100, as_you_type: bool = False) -> list[SearchHit]:
+        """Turns whose prompt or answer holds the words, best and newest first, each with a snippet and
+        the turn to open. ``as_you_type``: the last word is still being typed (a prefix)."""
+        return self._store.search(text, limit=limit, prefix_last=as_you_type)
 
     def rename(self, conv_id: str, title: str) -> Conversation:
         return self._store.update_conversation(conv_id, title=title)

@@ -1,11 +1,12 @@
-"""The conversation history, on TinyDB files laid out so a write costs little however large it grows.
+"""The conversation history, on TinyDB files laid out so a write costs the same however large it grows.
 
 Layout under the root (see docs/history-layout.md):
-    meta.json                          schema version
-    index/<0-f>.json                   conversation records, sharded by the id's first hex digit
-    conversations/<id>/<page>.json     turns, 100 per page
-    trash/<id>                         a conversation being deleted (moved here first, then removed)
-    lock                               inter-process lock
+    meta.json                              schema version
+    conversations/<id>/conversation.json   the conversation's record
+    conversations/<id>/<page>.json         its turns, 100 per page
+    catalog/<generation>.sqlite            what listing and search need, derived from the files above
+    trash/<id>                             a conversation being deleted (moved here first, then removed)
+    lock                                   inter-process lock
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,37 +28,34 @@ from tinydb.table import Document, Table
 
 from ..atomicfile import fsync_directory
 from . import schema
+from . import search as searching
+from .catalog import Catalog, TurnText
 from .errors import (
     AmbiguousConversationError,
     DeleteIncompleteError,
     HistoryCorruptError,
     HistoryError,
     HistoryLocationError,
+    HistoryReadOnlyError,
     HistoryVersionError,
     HistoryWriteError,
     UnknownConversationError,
     UnknownTurnError,
 )
 from .models import Conversation, Turn, now_iso
-from .repair import RepairReport, repair
-from .schema import INDEX_TABLE, PAGE_SIZE, TURNS_TABLE, Records, doc_id, is_id
-from .storage import (
-    CheckedStorage,
-    HistoryLock,
-    make_private_dirs,
-    parse_json,
-    read_bytes,
-    read_json,
-    write_json_atomic,
-)
+from .repair import RepairReport, migrate_v1, repair
+from .schema import INDEX_TABLE, PAGE_SIZE, TURNS_TABLE, Record, Records, doc_id, is_id
+from .storage import CheckedStorage, FileCache, HistoryLock, make_private_dirs, read_json, write_json_atomic
 
-SCHEMA_VERSION = 1
-SHARDS = "0123456789abcdef"
+SCHEMA_VERSION = 2  # 1: conversation records in 16 index shards, no catalog
+RECORD_FILE = "conversation.json"
+HEX = "0123456789abcdef"
 TITLE_LENGTH = 60
 _CONVERSATION_FIELDS = {"title", "slug", "agent_id", "conversation_id", "archived", "updated_at"}
-_JSON_ESCAPED = set('"\\') | {chr(c) for c in range(32)}
 
 __all__ = ["INDEX_TABLE", "PAGE_SIZE", "SCHEMA_VERSION", "TURNS_TABLE", "HistoryStore", "SearchHit"]
+
+Notice = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -66,28 +64,30 @@ class SearchHit:
     seq: int
     field: str  # "prompt" | "result"
     snippet: str
+    score: float = 0.0  # higher first
+    match: str = "words"  # "words": the query's words; "text": the query as a piece of text
 
 
-def _snippet(text: str, at: int, length: int, width: int = 80) -> str:
-    start = max(0, at - (width - length) // 2)
-    piece = " ".join(text[start : start + width].split())
-    return ("…" if start else "") + piece + ("…" if start + width < len(text) else "")
+def turn_text(turn: Turn) -> TurnText:
+    """What the catalog indexes of a turn: its prompt and its answer."""
+    return (turn.conversation, turn.seq, turn.created_at, turn.prompt, searching.result_text(turn.result))
 
 
-def _result_text(result: Any) -> str:
-    if result is None:
-        return ""
-    return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
-
-
-def check_index_file(path: Path, data: Any) -> None:
-    problem = schema.index_file_problem(path.stem, data)
-    if problem:
-        raise HistoryCorruptError(path, problem)
+def folded_target(record: Record) -> str:
+    """What the conversation list's filter matches: title, quick command or agent, id."""
+    agent = record.get("agent_id")
+    target = f"agent {agent}" if agent else record.get("slug", "")
+    return searching.fold(f"{record.get('title', '')}\n{target}\n{record['id']}")
 
 
 def check_page_file(path: Path, data: Any) -> None:
     problem = schema.page_file_problem(path.parent.name, int(path.stem), data)
+    if problem:
+        raise HistoryCorruptError(path, problem)
+
+
+def check_record_file(path: Path, data: Any) -> None:
+    problem = schema.record_file_problem(path.parent.name, data)
     if problem:
         raise HistoryCorruptError(path, problem)
 
@@ -108,13 +108,28 @@ def _prepare_root(root: Path) -> None:
         pass
 
 
+@dataclass
+class _Change:
+    """What a write changed, for the catalog once the files hold it."""
+
+    record: Record | None = None
+    turns: list[TurnText] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+    everything: bool = False  # the turns given are all of them
+
+
 class HistoryStore:
-    def __init__(self, root: Path, *, check: bool = True, lock_timeout: float = 10.0) -> None:
-        """``check=False`` skips the schema check and start-up chores, for `repair`."""
+    def __init__(
+        self, root: Path, *, check: bool = True, lock_timeout: float = 10.0, notice: Notice | None = None
+    ) -> None:
+        """``check=False`` skips the schema check and start-up chores, for `repair`. ``notice`` hears
+        about long chores (building the catalog of a large history) before they start."""
         self.root = Path(root)
         _prepare_root(self.root)
         self._lock = HistoryLock(self.root / "lock", timeout=lock_timeout)
-        self._index_cache: dict[Path, tuple[tuple[int, int, int] | None, Records]] = {}
+        self.catalog = Catalog(self.root, folded_target)
+        self._pages = FileCache()  # the pages a turn's writes read again and again
+        self.notice: Notice = notice or (lambda text: None)
         if check:
             self._open()
 
@@ -128,111 +143,201 @@ class HistoryStore:
     def trash(self) -> Path:
         return self.root / "trash"
 
-    def shard_path(self, shard: str) -> Path:
-        return self.root / "index" / f"{shard}.json"
-
-    def _shard(self, conv_id: str) -> Path:
-        return self.shard_path(conv_id[0])
-
     def conversation_dir(self, conv_id: str) -> Path:
         return self.root / "conversations" / conv_id
+
+    def record_path(self, conv_id: str) -> Path:
+        return self.conversation_dir(conv_id) / RECORD_FILE
 
     def page_path(self, conv_id: str, page: int) -> Path:
         return self.conversation_dir(conv_id) / f"{page:04d}.json"
 
-    # -- files -------------------------------------------------------------------------------
+    # -- opening -----------------------------------------------------------------------------
 
     def _open(self) -> None:
+        """Check the version; finish what a killed process left (a delete, a catalog change)."""
         with self._lock.hold(shared=True):
-            meta_missing = self._check_meta()
-            interrupted = self._trash_entries()
-        if not (meta_missing or interrupted):
+            version = self._check_meta()
+            chores = version != SCHEMA_VERSION or bool(self._trash_entries()) or os.path.lexists(self.root / "index")
+            if not chores:
+                problem = self.catalog.check()
+                chores = problem is not None or bool(self.catalog.dirty())
+        if not chores:
             return
         try:
             with self._lock.hold():
-                if self._check_meta():
-                    self._write_meta()
-                self._finish_deletes()
-        except HistoryError:
-            if not meta_missing:
-                raise
-            # A read-only history without meta.json: reads still work, writes will say why not.
+                self._chores()
+        except HistoryReadOnlyError:
+            if version == SCHEMA_VERSION or version is None:
+                return  # a read-only history: read it as it is, writes will say why not
+            raise HistoryReadOnlyError(
+                self.root, OSError(13, "its files are in an older layout; open it once with write access to convert")
+            ) from None
 
-    def _check_meta(self) -> bool:
-        """Check meta.json; True when it does not exist yet."""
+    def _chores(self) -> None:
+        version = self._check_meta()
+        if version is None:
+            self._write_meta()
+        elif version < SCHEMA_VERSION:
+            self.notice(f"converting the history at {self.root} to this version's layout…")
+            migrate_v1(self)
+        if os.path.lexists(self.root / "index") and version == SCHEMA_VERSION:
+            shutil.rmtree(self.root / "index", ignore_errors=True)  # left by a conversion killed at its end
+        self._finish_deletes()
+        problem = self.catalog.check()
+        if problem in ("missing", "its build was interrupted") or (problem or "").startswith("catalog version"):
+            self.build_catalog()
+        elif problem is not None:
+            raise HistoryCorruptError(self.catalog.path or self.catalog.directory, problem)
+        for conv_id in sorted(self.catalog.dirty()):
+            self._resync(conv_id)
+
+    def _check_meta(self) -> int | None:
+        """The schema version in meta.json; None when it does not exist yet."""
         meta = read_json(self.meta_path)
         if meta is None:
-            return True
+            return None
         problem = schema.meta_problem(meta)
         if problem:
             raise HistoryCorruptError(self.meta_path, problem)
         if meta["schema_version"] > SCHEMA_VERSION:
             raise HistoryVersionError(self.meta_path, meta["schema_version"], SCHEMA_VERSION)
-        return False
+        return int(meta["schema_version"])
 
     def _write_meta(self) -> None:
         write_json_atomic(self.meta_path, {"schema_version": SCHEMA_VERSION, "app": "stackspot-tui"})
 
+    # -- files -------------------------------------------------------------------------------
+
     @contextmanager
-    def _table(self, path: Path, name: str) -> Iterator[Table]:
-        """A TinyDB table whose file is checked when TinyDB reads it, so no write lands in a damaged file."""
-        validate = check_index_file if name == INDEX_TABLE else check_page_file
-        db = TinyDB(path, storage=CheckedStorage, validate=validate)
+    def _table(self, path: Path) -> Iterator[Table]:
+        """A page's TinyDB table, its file checked when TinyDB reads it: no write lands in a damaged file."""
+        db = TinyDB(path, storage=CheckedStorage, validate=check_page_file, cache=self._pages)
         try:
-            yield db.table(name, cache_size=0)
+            yield db.table(TURNS_TABLE, cache_size=0)
         finally:
             db.close()
 
-    def _load(self, path: Path, table: str) -> Records | None:
-        """The checked records of a file, or None when it does not exist.
-
-        Index shards are kept parsed while their file is unchanged: every write replaces the
-        file (new inode), so (inode, mtime, size) tells a stale copy from a fresh one, across
-        processes too. Callers must not mutate the returned records.
-        """
-        key: tuple[int, int, int] | None = None
-        if table == INDEX_TABLE:
-            try:
-                st = path.stat()
-                key = (st.st_ino, st.st_mtime_ns, st.st_size)
-            except FileNotFoundError:
-                return None
-            except OSError:
-                key = None  # read_json below says what is wrong
-            cached = self._index_cache.get(path)
-            if key is not None and cached is not None and cached[0] == key:
-                return cached[1]
-        data = read_json(path)
+    def _load_page(self, path: Path) -> Records | None:
+        data = self._pages.read(path, check_page_file)
         if data is None:
             return None
-        (check_index_file if table == INDEX_TABLE else check_page_file)(path, data)
-        records: Records = data[table]
-        if key is not None:
-            self._index_cache[path] = (key, records)
+        records: Records = data[TURNS_TABLE]
         return records
-
-    def _index(self, conv_id_or_shard: str) -> Records:
-        return self._load(self.shard_path(conv_id_or_shard[0]), INDEX_TABLE) or {}
 
     def _page(self, conversation: Conversation, page: int) -> Records:
         """A page's checked records. A page below ``next_seq`` must exist: missing is damage, not empty."""
         path = self.page_path(conversation.id, page)
-        records = self._load(path, TURNS_TABLE)
+        records = self._load_page(path)
         if records is None:
             if page * PAGE_SIZE < conversation.next_seq:
-                raise HistoryCorruptError(path, f"missing, though the index counts {conversation.next_seq} turn seqs")
+                raise HistoryCorruptError(
+                    path, f"missing, though the conversation counts {conversation.next_seq} turn seqs"
+                )
             return {}
         return records
+
+    def _record(self, conv_id: str) -> Record | None:
+        """A conversation's checked record from its own file; None when the conversation does not exist.
+
+        A conversation directory with pages but no record is damage (`repair` rebuilds the record)."""
+        path = self.record_path(conv_id)
+        data = read_json(path)
+        if data is None:
+            if any(self.conversation_dir(conv_id).glob("[0-9][0-9][0-9][0-9].json")):
+                raise HistoryCorruptError(path, "missing, though the conversation has pages of turns")
+            return None
+        check_record_file(path, data)
+        record: Record = data[INDEX_TABLE][str(doc_id(conv_id))]
+        return record
+
+    def _write_record(self, conversation: Conversation) -> Record:
+        record = conversation.to_dict()
+        key = str(doc_id(conversation.id))
+        problem = schema.conversation_problem(key, record, conversation.id[0])
+        if problem:
+            raise ValueError(f"refusing to write a bad conversation record: {problem}")
+        write_json_atomic(self.record_path(conversation.id), {INDEX_TABLE: {key: record}})
+        return record
+
+    # -- the catalog ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _changing(self, conv_id: str) -> Iterator[_Change]:
+        """Files of one conversation change inside: the catalog marks it first and takes the change
+        (clearing the mark) once every file holds it. Killed in between, the mark stays: readers
+        take the conversation from its files, and the next writer copies it again."""
+        change = _Change()
+        self.catalog.mark(conv_id)
+        try:
+            yield change
+        except BaseException:
+            try:
+                self._resync(conv_id)
+            except HistoryError:
+                pass  # the mark stays; readers use the files
+            raise
+        self.catalog.apply(
+            conv_id, change.record, change.turns, change.removed, replace_all=change.everything
+        ) if change.record is not None else self.catalog.apply(conv_id, None)
+
+    def _resync(self, conv_id: str) -> None:
+        """Copy one conversation from its files into the catalog (clearing its mark)."""
+        record = self._record(conv_id) if not os.path.lexists(self.trash / conv_id) else None
+        if record is None:
+            self.catalog.apply(conv_id, None)
+            return
+        turns = [turn_text(t) for t in self._turns_on_disk(conv_id) if t.seq < record["next_seq"]]
+        self.catalog.apply(conv_id, record, turns, replace_all=True)
+
+    def build_catalog(self) -> int:
+        """Build the catalog anew from every conversation's files; the number of turns indexed."""
+        with self._lock.hold():
+            ids = self._ids_on_disk()
+            if len(ids) > 200:
+                self.notice(f"indexing {len(ids):,} conversations for search (once)…")
+            return self.catalog.build(self._everything(ids))
+
+    def _ids_on_disk(self) -> list[str]:
+        try:
+            names = os.listdir(self.root / "conversations")
+        except FileNotFoundError:
+            return []
+        except NotADirectoryError:
+            raise HistoryCorruptError(self.root / "conversations", "a file where a directory should be") from None
+        return sorted(name for name in names if is_id(name))
+
+    def _everything(self, ids: Iterable[str]) -> Iterator[tuple[Record, Iterator[TurnText]]]:
+        for conv_id in ids:
+            record = self._record(conv_id)
+            if record is not None:
+                yield record, (turn_text(t) for t in self._turns_on_disk(conv_id) if t.seq < record["next_seq"])
+
+    def _records(self, texts: Iterable[str]) -> list[Record]:
+        """Records as the catalog holds them, checked like the files they copy."""
+        records = []
+        for text in texts:
+            try:
+                record = json.loads(text)
+                conv_id = record["id"]
+                problem = schema.conversation_problem(str(doc_id(conv_id)), record, conv_id[0])
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                problem = f"a conversation record that is not one ({exc})"
+            if problem:
+                raise HistoryCorruptError(
+                    self.catalog.path or self.catalog.directory, f"the search catalog holds {problem}"
+                )
+            records.append(record)
+        return records
+
+    def _dirty_records(self, dirty: set[str]) -> dict[str, Record | None]:
+        return {conv_id: self._record(conv_id) for conv_id in sorted(dirty)}
 
     # -- conversations ----------------------------------------------------------------------
 
     def _id_is_free(self, conv_id: str) -> bool:
         # An id whose files are still around (a delete that could not finish) is never reused.
-        return (
-            str(doc_id(conv_id)) not in self._index(conv_id)
-            and not os.path.lexists(self.conversation_dir(conv_id))
-            and not os.path.lexists(self.trash / conv_id)
-        )
+        return not os.path.lexists(self.conversation_dir(conv_id)) and not os.path.lexists(self.trash / conv_id)
 
     def _new_id(self) -> str:
         while True:
@@ -243,24 +348,15 @@ class HistoryStore:
     def create_conversation(self, slug: str, title: str = "", *, agent_id: str | None = None) -> Conversation:
         with self._lock.hold():
             conversation = Conversation(id=self._new_id(), slug=slug, title=title, agent_id=agent_id)
-            self._write_conversation(conversation, insert=True)
+            with self._changing(conversation.id) as change:
+                change.record = self._write_record(conversation)
             return conversation
-
-    def _write_conversation(self, conversation: Conversation, *, insert: bool = False) -> None:
-        record = conversation.to_dict()
-        key = str(doc_id(conversation.id))
-        problem = schema.conversation_problem(key, record, conversation.id[0])
-        if problem:
-            raise ValueError(f"refusing to write a bad conversation record: {problem}")
-        with self._table(self._shard(conversation.id), INDEX_TABLE) as table:
-            document = Document(record, doc_id=int(key))
-            table.insert(document) if insert else table.upsert(document)
 
     def get_conversation(self, conv_id: str) -> Conversation:
         if not is_id(conv_id):
             raise UnknownConversationError(conv_id)
         with self._lock.hold(shared=True):
-            record = self._index(conv_id).get(str(doc_id(conv_id)))
+            record = self._record(conv_id)
         if record is None:
             raise UnknownConversationError(conv_id)
         return Conversation.from_dict(record)
@@ -271,75 +367,92 @@ class HistoryStore:
         if is_id(text):
             self.get_conversation(text)
             return text
-        if len(text) < 3 or not all(c in SHARDS for c in text):
+        if len(text) < 3 or not all(c in HEX for c in text):
             raise UnknownConversationError(text)
         with self._lock.hold(shared=True):
-            records = self._index(text)
-        matches = sorted(str(r["id"]) for r in records.values() if str(r["id"]).startswith(text))
+            dirty = self.catalog.dirty()
+            matches = {conv_id for conv_id in self.catalog.ids_from(text, 6) if conv_id not in dirty}
+            matches |= {c for c, record in self._dirty_records(dirty).items() if record and c.startswith(text)}
         if not matches:
             raise UnknownConversationError(text)
         if len(matches) > 1:
-            raise AmbiguousConversationError(text, matches)
-        return matches[0]
+            raise AmbiguousConversationError(text, sorted(matches))
+        return matches.pop()
 
-    def list_conversations(self, *, archived: bool | None = False, limit: int | None = None) -> list[Conversation]:
-        """Newest activity first. ``archived``: False = active only, True = archived only, None = all."""
-        conversations = []
+    def list_conversations(
+        self, *, archived: bool | None = False, limit: int | None = None, offset: int = 0, matching: str = ""
+    ) -> list[Conversation]:
+        """Newest activity first. ``archived``: False = active only, True = archived only, None = all.
+
+        ``matching``: only those whose title, quick command, agent or id holds this text."""
+        folded = searching.fold(matching.strip())
         with self._lock.hold(shared=True):
-            for shard in SHARDS:
-                for record in self._index(shard).values():
-                    conversation = Conversation.from_dict(record)
-                    if archived is None or conversation.archived == archived:
-                        conversations.append(conversation)
-        conversations.sort(key=lambda c: (c.updated_at, c.created_at), reverse=True)
-        return conversations[:limit] if limit is not None else conversations
+            dirty = self.catalog.dirty()
+            wanted = None if limit is None else offset + limit + len(dirty)
+            texts = self.catalog.conversations(archived=archived, limit=wanted, matching=folded)
+            records = [r for r in self._records(texts) if r["id"] not in dirty]
+            for record in self._dirty_records(dirty).values():
+                if (
+                    record is not None
+                    and (archived is None or record.get("archived", False) == archived)
+                    and folded in folded_target(record)
+                ):
+                    records.append(record)
+        records.sort(key=lambda r: (r["updated_at"], r["created_at"]), reverse=True)
+        end = None if limit is None else offset + limit
+        return [Conversation.from_dict(r) for r in records[offset:end]]
+
+    def count_conversations(self, *, archived: bool | None = False, matching: str = "") -> int:
+        with self._lock.hold(shared=True):
+            return self.catalog.count(archived=archived, matching=searching.fold(matching.strip()))
 
     def latest_conversation(self, slug: str | None = None, *, agent_id: str | None = None) -> Conversation | None:
         """The latest active conversation, of this quick command or this agent when one is given."""
-        for conversation in self.list_conversations():
-            if agent_id is not None:
-                if conversation.agent_id == agent_id:
+        offset, page = 0, 200
+        while True:
+            conversations = self.list_conversations(limit=page, offset=offset)
+            for conversation in conversations:
+                if agent_id is not None:
+                    if conversation.agent_id == agent_id:
+                        return conversation
+                elif slug is None or (conversation.slug == slug and not conversation.agent_id):
                     return conversation
-            elif slug is None or (conversation.slug == slug and not conversation.agent_id):
-                return conversation
-        return None
+            if len(conversations) < page:
+                return None
+            offset += page
 
     def update_conversation(self, conv_id: str, **fields: Any) -> Conversation:
         """Change title, slug, conversation_id or archived; ``updated_at`` moves only with turns."""
         unknown = set(fields) - _CONVERSATION_FIELDS
         if unknown:
             raise ValueError(f"not conversation fields: {sorted(unknown)}")
-        return self._update_index(conv_id, fields)
-
-    def _update_index(self, conv_id: str, fields: dict[str, Any]) -> Conversation:
-        with self._lock.hold():
-            conversation = self.get_conversation(conv_id)
-            for name, value in fields.items():
-                setattr(conversation, name, value)
-            self._write_conversation(conversation)
+        with self._lock.hold(), self._changing(conv_id) as change:
+            conversation = self._update_record(conv_id, fields, change)
             return conversation
 
+    def _update_record(self, conv_id: str, fields: dict[str, Any], change: _Change) -> Conversation:
+        conversation = self.get_conversation(conv_id)
+        for name, value in fields.items():
+            setattr(conversation, name, value)
+        change.record = self._write_record(conversation)
+        return conversation
+
     def delete_conversation(self, conv_id: str) -> None:
-        """Crash-safe: the turns move to trash/ (one atomic rename), then the index record goes,
-        then trash/<id> is removed. Killed at any point, the conversation is never revived:
-        the next start finishes the delete. A removal that fails is reported."""
+        """Crash-safe: the conversation's directory (its record and its turns) moves to trash/ in
+        one atomic rename, then the catalog forgets it, then trash/<id> is removed. Killed at any
+        point, it is never revived: the next start finishes the delete. A failed removal is reported."""
         with self._lock.hold():
             self.get_conversation(conv_id)
             directory = self.conversation_dir(conv_id)
-            trashed = self.trash / conv_id
-            moved = os.path.lexists(directory)
-            if moved:
+            with self._changing(conv_id):
                 make_private_dirs(self.trash)
                 try:
-                    os.rename(directory, trashed)
+                    os.rename(directory, self.trash / conv_id)
                 except OSError as exc:
                     raise HistoryWriteError(directory, exc) from None
                 fsync_directory(directory.parent)
                 fsync_directory(self.trash)
-            with self._table(self._shard(conv_id), INDEX_TABLE) as table:
-                table.remove(doc_ids=[doc_id(conv_id)])
-            if moved:
-                self._remove_trashed(conv_id)
+            self._remove_trashed(conv_id)
 
     def _trash_entries(self) -> list[Path]:
         try:
@@ -365,9 +478,8 @@ class HistoryStore:
         for entry in self._trash_entries():
             if not is_id(entry.name):
                 continue
-            if str(doc_id(entry.name)) in self._index(entry.name):
-                with self._table(self._shard(entry.name), INDEX_TABLE) as table:
-                    table.remove(doc_ids=[doc_id(entry.name)])
+            if self.catalog.check() is None:
+                self.catalog.apply(entry.name, None)
             try:
                 self._remove_trashed(entry.name)
             except DeleteIncompleteError as exc:
@@ -394,9 +506,11 @@ class HistoryStore:
             imported.turn_count = len(turns)
             imported.next_seq = max([imported.next_seq] + [t.seq + 1 for t in turns])
             imported.pending = sorted(t.seq for t in turns if t.needs_reattach)
-            for page in range(-(-imported.next_seq // PAGE_SIZE)):  # every page below next_seq exists
-                write_json_atomic(self.page_path(conv_id, page), {TURNS_TABLE: pages.get(page, {})})
-            self._write_conversation(imported, insert=True)
+            with self._changing(conv_id) as change:
+                for page in range(-(-imported.next_seq // PAGE_SIZE)):  # every page below next_seq exists
+                    write_json_atomic(self.page_path(conv_id, page), {TURNS_TABLE: pages.get(page, {})})
+                change.record = self._write_record(imported)  # last: until it is there, the import is not
+                change.turns, change.everything = [turn_text(t) for t in turns], True
             return imported
 
     # -- turns -------------------------------------------------------------------------------
@@ -405,7 +519,7 @@ class HistoryStore:
         with self._lock.hold():
             conversation = self.get_conversation(conv_id)
             if str(conversation.next_seq + 1) in self._page(conversation, conversation.next_seq // PAGE_SIZE):
-                conversation = self.repair_index(conv_id)  # a crash left the page ahead of the index
+                conversation = self.repair_index(conv_id)  # a crash left the page ahead of the record
             seq = conversation.next_seq
             turn = Turn(
                 conversation=conv_id,
@@ -415,15 +529,14 @@ class HistoryStore:
                 slug=slug or conversation.slug or None,
                 agent_id=conversation.agent_id,
             )
-            self._write_turn(turn, insert=True)
-            fields: dict[str, Any] = {
-                "next_seq": seq + 1,
-                "turn_count": conversation.turn_count + 1,
-                "updated_at": turn.created_at,
-            }
-            if not conversation.title:
-                fields["title"] = self._title_from(prompt)
-            self._update_index(conv_id, fields)
+            with self._changing(conv_id) as change:
+                self._write_turn(turn, insert=True)
+                conversation.next_seq, conversation.turn_count = seq + 1, conversation.turn_count + 1
+                conversation.updated_at = turn.created_at
+                if not conversation.title:
+                    conversation.title = self._title_from(prompt)
+                change.record = self._write_record(conversation)
+                change.turns.append(turn_text(turn))
             return turn
 
     def _write_turn(self, turn: Turn, *, insert: bool = False) -> None:
@@ -432,7 +545,7 @@ class HistoryStore:
         problem = schema.turn_problem(key, record, turn.conversation, turn.seq // PAGE_SIZE)
         if problem:
             raise ValueError(f"refusing to write a bad turn record: {problem}")
-        with self._table(self.page_path(turn.conversation, turn.seq // PAGE_SIZE), TURNS_TABLE) as table:
+        with self._table(self.page_path(turn.conversation, turn.seq // PAGE_SIZE)) as table:
             document = Document(record, doc_id=turn.seq + 1)
             table.insert(document) if insert else table.upsert(document)
 
@@ -462,51 +575,70 @@ class HistoryStore:
             if "steps" in fields:
                 turn.steps = list(fields["steps"])
             was_pending, pending = seq in conversation.pending, turn.needs_reattach
-            if pending and not was_pending:
-                # Index first: a crash after this still re-attaches (readers check the turn itself).
-                self._update_index(conv_id, {"pending": sorted(conversation.pending + [seq]), "updated_at": now_iso()})
-            self._write_turn(turn)
-            if was_pending and not pending:
-                self._update_index(
-                    conv_id, {"pending": [s for s in conversation.pending if s != seq], "updated_at": now_iso()}
-                )
-            elif turn.is_final and not before.is_final:
-                self._update_index(conv_id, {"updated_at": now_iso()})
+            ended = turn.is_final and not before.is_final
+            text_changed = turn.prompt != before.prompt or turn.result != before.result
+            if pending == was_pending and not ended and not text_changed:
+                self._write_turn(turn)  # progress: nothing the catalog holds changes
+                return turn
+            with self._changing(conv_id) as change:
+                change.record = self._record(conv_id)
+                if pending and not was_pending:
+                    # The record first: a crash after this still re-attaches (readers check the turn itself).
+                    conversation.pending = sorted(conversation.pending + [seq])
+                    conversation.updated_at = now_iso()
+                    change.record = self._write_record(conversation)
+                self._write_turn(turn)
+                if text_changed:
+                    change.turns.append(turn_text(turn))
+                if (was_pending and not pending) or ended:
+                    conversation.pending = [s for s in conversation.pending if s != seq or pending]
+                    conversation.updated_at = now_iso()
+                    change.record = self._write_record(conversation)
             return turn
 
     def delete_turn(self, conv_id: str, seq: int) -> None:
         with self._lock.hold():
             conversation = self.get_conversation(conv_id)
             self.get_turn(conv_id, seq)
-            with self._table(self.page_path(conv_id, seq // PAGE_SIZE), TURNS_TABLE) as table:
-                table.remove(doc_ids=[seq + 1])
-            self._update_index(
-                conv_id,
-                {
-                    "turn_count": max(0, conversation.turn_count - 1),
-                    "pending": [s for s in conversation.pending if s != seq],
-                },
-            )
+            with self._changing(conv_id) as change:
+                with self._table(self.page_path(conv_id, seq // PAGE_SIZE)) as table:
+                    table.remove(doc_ids=[seq + 1])
+                conversation.turn_count = max(0, conversation.turn_count - 1)
+                conversation.pending = [s for s in conversation.pending if s != seq]
+                change.record = self._write_record(conversation)
+                change.removed.append(seq)
 
     def turns(self, conv_id: str, *, start: int = 0, limit: int | None = None) -> list[Turn]:
         """Turns in order, from seq ``start``; reads only the pages that hold them."""
+        return list(self.iter_turns(conv_id, start=start, limit=limit))
+
+    def iter_turns(self, conv_id: str, *, start: int = 0, limit: int | None = None) -> Iterator[Turn]:
+        """Turns in order, a page at a time: a long conversation is never all in memory at once.
+
+        Each page is read under the shared lock; a write between two pages may be seen or not."""
         start = max(0, start)
-        with self._lock.hold(shared=True):
-            conversation = self.get_conversation(conv_id)
-            end = conversation.next_seq if limit is None else min(conversation.next_seq, start + limit)
-            found: list[Turn] = []
-            for page in range(start // PAGE_SIZE, -(-end // PAGE_SIZE)):
+        conversation = self.get_conversation(conv_id)
+        end = conversation.next_seq if limit is None else min(conversation.next_seq, start + limit)
+        for page in range(start // PAGE_SIZE, -(-end // PAGE_SIZE)):
+            with self._lock.hold(shared=True):
                 records = self._page(conversation, page)
-                for key in sorted(records, key=int):
-                    if start <= int(key) - 1 < end:
-                        found.append(Turn.from_dict(records[key]))
-            return found
+            for key in sorted(records, key=int):
+                if start <= int(key) - 1 < end:
+                    yield Turn.from_dict(records[key])
 
     def pending_turns(self) -> list[tuple[Conversation, Turn]]:
         """Turns created on StackSpot but never seen finished, oldest first."""
         found = []
         with self._lock.hold(shared=True):
-            for conversation in self.list_conversations(archived=None):
+            dirty = self.catalog.dirty()
+            records = [
+                r
+                for r in self._records(self.catalog.conversations(archived=None, pending=True))
+                if r["id"] not in dirty
+            ]
+            records += [r for r in self._dirty_records(dirty).values() if r is not None and r.get("pending")]
+            for record in records:
+                conversation = Conversation.from_dict(record)
                 for seq in conversation.pending:
                     try:
                         turn = self.get_turn(conversation.id, seq)
@@ -519,17 +651,21 @@ class HistoryStore:
 
     def repair_index(self, conv_id: str) -> Conversation:
         """Recompute a conversation's counters from its pages (the pages are the truth)."""
-        with self._lock.hold():
+        with self._lock.hold(), self._changing(conv_id) as change:
             conversation = self.get_conversation(conv_id)
             turns = self._turns_on_disk(conv_id)
-            return self._update_index(conv_id, self._counters(turns, conversation.next_seq))
+            for name, value in self._counters(turns, conversation.next_seq).items():
+                setattr(conversation, name, value)
+            change.record = self._write_record(conversation)
+            change.turns, change.everything = [turn_text(t) for t in turns], True
+            return conversation
 
     def _turns_on_disk(self, conv_id: str) -> list[Turn]:
-        """Every turn in the page files of a conversation, whatever the index says."""
+        """Every turn in the page files of a conversation, whatever its record says."""
         turns = []
         directory = self.conversation_dir(conv_id)
         for path in sorted(directory.glob("[0-9][0-9][0-9][0-9].json")):
-            turns += [Turn.from_dict(r) for r in (self._load(path, TURNS_TABLE) or {}).values()]
+            turns += [Turn.from_dict(r) for r in (self._load_page(path) or {}).values()]
         turns.sort(key=lambda t: t.seq)
         return turns
 
@@ -543,46 +679,41 @@ class HistoryStore:
 
     # -- search ------------------------------------------------------------------------------
 
-    def search(self, text: str, *, limit: int = 50) -> list[SearchHit]:
-        """Case-insensitive substring search over prompts and results, newest conversations first.
-
-        A page whose raw text cannot hold the needle is not parsed (most of them), but every
-        page is read: a missing, empty or cut-off page is reported, never skipped as "no match".
-        """
-        needle = text.lower()
-        if not needle:
+    def search(self, text: str, *, limit: int = 50, prefix_last: bool = False) -> list[SearchHit]:
+        """Turns whose prompt or answer holds the query's words, best and newest first (see search.py);
+        the query as plain text when no turn holds its words. ``prefix_last``: the last word is
+        still being typed. Only turns that exist are returned: each hit's conversation is checked."""
+        if not text.strip():
             return []
-        # The raw-file prefilter is exact only when JSON writes the needle unescaped; bytes
-        # lower-casing is exact only for ASCII (and is ~2x cheaper than decoding first).
-        prefilter = not (set(needle) & _JSON_ESCAPED)
-        ascii_needle = needle.encode("ascii") if prefilter and needle.isascii() else None
-        hits: list[SearchHit] = []
         with self._lock.hold(shared=True):
-            for conversation in self.list_conversations(archived=None):
-                for page in range(-(-conversation.next_seq // PAGE_SIZE)):  # known pages: no directory listing
-                    path = self.page_path(conversation.id, page)
-                    raw = read_bytes(path)
-                    if raw is None:
-                        raise HistoryCorruptError(path, "missing, though the index counts its turns")
-                    if not (raw.startswith(b'{"turns":{') and raw.endswith(b"}}")):
-                        check_page_file(path, parse_json(path, raw))  # says what is wrong
-                    if ascii_needle is not None:
-                        if ascii_needle not in raw.lower():
-                            continue
-                    elif prefilter and needle not in raw.decode("utf-8", "replace").lower():
-                        continue
-                    data = parse_json(path, raw)
-                    check_page_file(path, data)
-                    records = data[TURNS_TABLE]
-                    for key in sorted(records, key=int):
-                        turn = Turn.from_dict(records[key])
-                        for field, value in (("prompt", turn.prompt), ("result", _result_text(turn.result))):
-                            at = value.lower().find(needle)
-                            if at >= 0:
-                                hits.append(SearchHit(conversation, turn.seq, field, _snippet(value, at, len(needle))))
-                                if len(hits) >= limit:
-                                    return hits
-        return hits
+            dirty = self.catalog.dirty()
+            found = searching.search(
+                self.catalog, text, limit=limit, dirty=dirty, scan_dirty=self._scan, prefix_last=prefix_last
+            )
+            ids = sorted({f.conversation for f in found})
+            records = {r["id"]: r for r in self._records(self.catalog.conversations(archived=None, ids=ids))}
+            records.update({c: r for c, r in self._dirty_records(dirty & set(ids)).items() if r is not None})
+            exists = {conv_id for conv_id in records if os.path.exists(self.record_path(conv_id))}
+        conversations = {conv_id: Conversation.from_dict(records[conv_id]) for conv_id in exists}
+        return [
+            SearchHit(conversations[f.conversation], f.seq, f.field, f.snippet, f.score, f.match)
+            for f in found
+            if f.conversation in conversations
+        ]
+
+    def _scan(self, ids: set[str]) -> Iterator[searching.Candidate]:
+        """Turns of conversations the catalog may not hold rightly (a write was cut short): from their files."""
+        from .catalog import turn_key
+
+        for conv_id in sorted(ids):
+            record = self._record(conv_id)
+            if record is None:
+                continue
+            for turn in self._turns_on_disk(conv_id):
+                if turn.seq >= record["next_seq"]:
+                    continue  # a page a killed append left ahead of the record: not a turn yet
+                _, seq, created_at, prompt, answer = turn_text(turn)
+                yield turn_key(created_at, seq), conv_id, seq, prompt, answer
 
     # -- recovery ----------------------------------------------------------------------------
 

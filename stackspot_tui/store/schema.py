@@ -367,3 +367,15 @@ def page_file_problem(conv_id: str, page: int, data: Any) -> str | None:
         if problem:
             return problem
     return None
+
+
+def record_file_problem(conv_id: str, data: Any) -> str | None:
+    """A conversation's own record ``conversations/<conv_id>/conversation.json``: one record, its own."""
+    problem = table_problem(data, INDEX_TABLE)
+    if problem:
+        return problem
+    records = data[INDEX_TABLE]
+    key = str(doc_id(conv_id))
+    if set(records) != {key}:
+        return f"holds records {sorted(records)[:3]}, expected just conversation {conv_id} (record {key})"
+    return conversation_problem(key, records[key], conv_id[0])

@@ -8,6 +8,7 @@ import os
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,35 +93,94 @@ def make_private_dirs(directory: Path) -> None:
             raise HistoryWriteError(candidate, exc) from None
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
     make_private_dirs(path.parent)
     # NaN and Infinity are written as Python's json writes them: a server may send them in a
     # result, and the answer is kept as it came; typed fields are checked finite on read.
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     try:
-        write_atomic(path, payload)
+        write_atomic(path, payload, durable=durable)
     except IsADirectoryError:
         raise HistoryCorruptError(path, "a directory where a file should be") from None
     except OSError as exc:
         raise HistoryWriteError(path, exc) from None
 
 
-class CheckedStorage(Storage):
-    """TinyDB storage: every read is checked whole (so no write lands in a damaged file);
-    every write is whole, atomic and private."""
+class FileCache:
+    """Checked files kept parsed while unchanged on disk. Every write replaces a file (a new
+    inode), so (inode, mtime, size) tells a stale copy from a fresh one, across processes too.
+    Callers must not change what it gives them."""
 
-    def __init__(self, path: Path, validate: Validator) -> None:
-        self.path = Path(path)
-        self._validate = validate
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._files: OrderedDict[Path, tuple[tuple[int, int, int], Any]] = OrderedDict()
 
-    def read(self) -> dict[str, Any] | None:
-        data = read_json(self.path)
+    @staticmethod
+    def _key(path: Path) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def read(self, path: Path, validate: Validator) -> Any | None:
+        """The file's checked content, from the cache when the file has not changed."""
+        key = self._key(path)
+        cached = self._files.get(path)
+        if key is not None and cached is not None and cached[0] == key:
+            self._files.move_to_end(path)
+            return cached[1]
+        data = read_json(path)
         if data is not None:
-            self._validate(self.path, data)
+            validate(path, data)
+            if key is not None:
+                self.put(path, data, key)
         return data
 
+    def put(self, path: Path, data: Any, key: tuple[int, int, int] | None = None) -> None:
+        key = key or self._key(path)
+        if key is None:
+            return
+        self._files[path] = (key, data)
+        self._files.move_to_end(path)
+        while len(self._files) > self._size:
+            self._files.popitem(last=False)
+
+    def forget(self, path: Path) -> None:
+        self._files.pop(path, None)
+
+    def clear(self) -> None:
+        self._files.clear()
+
+
+class CheckedStorage(Storage):
+    """TinyDB storage: every read is checked whole (so no write lands in a damaged file);
+    every write is whole, atomic and private. With a ``cache``, a file read again unchanged is
+    not parsed again (TinyDB gets a copy it may change)."""
+
+    def __init__(self, path: Path, validate: Validator, cache: FileCache | None = None) -> None:
+        self.path = Path(path)
+        self._validate = validate
+        self._cache = cache
+
+    def read(self) -> dict[str, Any] | None:
+        if self._cache is None:
+            data = read_json(self.path)
+            if data is not None:
+                self._validate(self.path, data)
+            return data
+        cached = self._cache.read(self.path, self._validate)
+        if cached is None:
+            return None
+        # TinyDB updates documents in place: it gets its own copies.
+        return {name: {key: dict(doc) for key, doc in table.items()} for name, table in cached.items()}
+
     def write(self, data: dict[str, Any]) -> None:
+        if self._cache is not None:
+            self._cache.forget(self.path)
         write_json_atomic(self.path, data)
+        if self._cache is not None:
+            self._cache.put(self.path, data)
 
     def close(self) -> None:
         pass

@@ -76,38 +76,41 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
         return self.query_one(OptionList)
 
     def refresh_list(self) -> None:
-        needle = self.query_one(Input).value.strip()
-        conversations = self.backend.conversations(archived=self.show_archived)
-        lowered = needle.lower()
-        matching = [c for c in conversations if lowered in (c.title or "").lower() or lowered in c.slug.lower()]
+        """The newest conversations whose title, quick command or agent holds the typed text (the
+        history's catalog answers: no conversation is read to show the list)."""
+        value = self.query_one(Input).value
+        needle = value.strip()
+        archived = self.show_archived
+        matching = self.backend.conversations(archived=archived, limit=SHOWN_CONVERSATIONS, matching=needle)
         self.results.clear_options()
-        self.results.add_options([Option(self._line(c), id=f"{c.id}:") for c in matching[:SHOWN_CONVERSATIONS]])
-        kind = "archived conversations" if self.show_archived else "conversations"
-        shown = (
-            f" · the newest {SHOWN_CONVERSATIONS} of {len(matching)} shown, type to narrow"
-            if len(matching) > SHOWN_CONVERSATIONS
-            else ""
-        )
+        self.results.add_options([Option(self._line(c), id=f"{c.id}:") for c in matching])
+        total = self.backend.count_conversations(archived=archived)
+        kind = "archived conversations" if archived else "conversations"
+        shown = ""
+        if len(matching) == SHOWN_CONVERSATIONS:
+            count = self.backend.count_conversations(archived=archived, matching=needle) if needle else total
+            if count > SHOWN_CONVERSATIONS:
+                shown = f" · the newest {SHOWN_CONVERSATIONS} of {count:,} shown, type to narrow"
         self.query_one("#heading", Static).update(
-            Text(
-                f"{len(conversations)} {kind}{shown} · Enter opens · export as {self.export_format} (ctrl+x, ctrl+f changes)"
-            )
+            Text(f"{total:,} {kind}{shown} · Enter opens · export as {self.export_format} (ctrl+x, ctrl+f changes)")
         )
         if len(needle) >= SEARCH_MIN_CHARS:
-            self._search(needle, self.show_archived)
+            self._search(value, archived)
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
-    def _search(self, needle: str, archived: bool) -> None:
-        """Full-text search off the UI thread, after typing pauses (it reads every page)."""
+    def _search(self, typed: str, archived: bool) -> None:
+        """Full-text search off the UI thread, after typing pauses; the word being typed is a prefix."""
         time.sleep(SEARCH_DEBOUNCE_SECONDS)
         if get_current_worker().is_cancelled:
             return  # a newer keystroke started another search
-        hits = [h for h in self.backend.search(needle, limit=100) if h.conversation.archived == archived]
+        hits = [
+            h for h in self.backend.search(typed, limit=100, as_you_type=True) if h.conversation.archived == archived
+        ]
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_hits, needle, hits)
+            self.app.call_from_thread(self._show_hits, typed, hits)
 
-    def _show_hits(self, needle: str, hits: list[SearchHit]) -> None:
-        if needle != self.query_one(Input).value.strip():
+    def _show_hits(self, typed: str, hits: list[SearchHit]) -> None:
+        if typed != self.query_one(Input).value:
             return
         self.results.add_options(
             [
