@@ -1,20 +1,21 @@
 """Transcripts out and back in: Markdown, JSON (round-trips), self-contained HTML, plain text.
 
 Exports hold only what the history holds; credentials are never in the history, so they
-can never reach an export.
+can never reach an export. Each format is written a turn at a time (`ExportFormat.chunks`),
+so exporting a long conversation, or every conversation, never holds it all in memory.
 """
 
 from __future__ import annotations
 
 import functools
 import html
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .api.models import result_to_text
-from .atomicfile import write_atomic
+from .atomicfile import write_atomic_chunks
 from .fences import code_fence
 from .store.models import Conversation, StepSummary, Turn
 from .textsafe import visible, visible_json
@@ -22,14 +23,17 @@ from .textsafe import visible, visible_json
 FORMAT_NAME = "stackspot-tui.conversation"
 FORMAT_VERSION = 1
 
-Renderer = Callable[[Conversation, list[Turn]], str]
+Renderer = Callable[[Conversation, Iterable[Turn]], Iterator[str]]
 
 
 @dataclass(frozen=True)
 class ExportFormat:
     name: str  # the --format value and the file extension
     title: str  # how the app's command palette names it
-    render: Renderer
+    chunks: Renderer  # the export a piece at a time: the head, then one piece per turn, then the tail
+
+    def render(self, conversation: Conversation, turns: Iterable[Turn]) -> str:
+        return "".join(self.chunks(conversation, turns))
 
 
 #: every export format, in the order the CLI and the app offer them; `@_export_format` fills it
@@ -37,13 +41,27 @@ FORMATS: dict[str, ExportFormat] = {}
 
 
 def _export_format(name: str, title: str) -> Callable[[Renderer], Renderer]:
-    """Register a renderer: a new format is one decorated function in this module."""
+    """Register a renderer: a new format is one decorated generator in this module."""
 
-    def register(render: Renderer) -> Renderer:
-        FORMATS[name] = ExportFormat(name, title, render)
-        return render
+    def register(chunks: Renderer) -> Renderer:
+        FORMATS[name] = ExportFormat(name, title, chunks)
+        return chunks
 
     return register
+
+
+def _trimmed(pieces: Iterable[str]) -> Iterator[str]:
+    """The pieces with the whitespace at the very end replaced by one newline, as they come:
+    trailing whitespace is held back until more text shows it was not the end."""
+    held = ""
+    for piece in pieces:
+        body = piece.rstrip()
+        if body:
+            yield held + body
+            held = piece[len(body) :]
+        else:
+            held += piece
+    yield "\n"
 
 
 class ExportWriteError(Exception):
@@ -124,11 +142,16 @@ def _answer(turn: Turn) -> str:
 
 
 @_export_format("md", "Markdown")
-def to_markdown(conversation: Conversation, turns: Iterable[Turn]) -> str:
-    out = [f"# {_clean(conversation.title) or 'Conversation'}", ""]
-    out += [f"- **{name}:** `{value}`" for name, value in _header_facts(conversation)]
+def markdown_chunks(conversation: Conversation, turns: Iterable[Turn]) -> Iterator[str]:
+    return _trimmed(_markdown_pieces(conversation, turns))
+
+
+def _markdown_pieces(conversation: Conversation, turns: Iterable[Turn]) -> Iterator[str]:
+    head = [f"# {_clean(conversation.title) or 'Conversation'}", ""]
+    head += [f"- **{name}:** `{value}`" for name, value in _header_facts(conversation)]
+    yield "\n".join(head)
     for turn in turns:
-        out += ["", f"## Turn {turn.seq + 1}", "", f"_{' · '.join(_turn_facts(turn))}_", ""]
+        out = ["", f"## Turn {turn.seq + 1}", "", f"_{' · '.join(_turn_facts(turn))}_", ""]
         out += ["**Prompt**", "", code_fence(_clean(turn.prompt)), ""]
         if turn.steps:
             out += [f"**Steps:** {_clean(_steps_line(turn))}", ""]
@@ -139,7 +162,11 @@ def to_markdown(conversation: Conversation, turns: Iterable[Turn]) -> str:
         sources = _sources(turn)
         if sources:
             out += ["**Sources**", ""] + [f"- {_clean(s)}" for s in sources] + [""]
-    return "\n".join(out).rstrip() + "\n"
+        yield "\n" + "\n".join(out)
+
+
+def to_markdown(conversation: Conversation, turns: Iterable[Turn]) -> str:
+    return "".join(markdown_chunks(conversation, turns))
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -157,8 +184,21 @@ def to_document(conversation: Conversation, turns: Iterable[Turn]) -> dict[str, 
 
 
 @_export_format("json", "JSON")
+def json_chunks(conversation: Conversation, turns: Iterable[Turn]) -> Iterator[str]:
+    """The document `to_document` makes, as `json.dumps(indent=2)` writes it, a turn at a time."""
+    head = visible_json(to_document(conversation, []), indent=2)
+    assert head.endswith('"turns": []\n}'), "the turns come last in the document"
+    yield head[: -len("[]\n}")] + "["
+    first = True
+    for turn in turns:
+        text = visible_json(turn.to_dict(), indent=2).replace("\n", "\n    ")
+        yield ("\n    " if first else ",\n    ") + text
+        first = False
+    yield "]\n}\n" if first else "\n  ]\n}\n"
+
+
 def to_json(conversation: Conversation, turns: Iterable[Turn]) -> str:
-    return visible_json(to_document(conversation, turns), indent=2) + "\n"
+    return "".join(json_chunks(conversation, turns))
 
 
 def from_document(document: Any) -> tuple[Conversation, list[Turn]]:
@@ -210,11 +250,16 @@ def _markdown_html(text: str) -> str:
 
 
 @_export_format("html", "HTML")
-def to_html(conversation: Conversation, turns: Iterable[Turn]) -> str:
+def html_chunks(conversation: Conversation, turns: Iterable[Turn]) -> Iterator[str]:
     e = html.escape
     title = e(_clean(conversation.title) or "Conversation")
     facts = "".join(f"<dt>{e(n)}</dt><dd>{e(v)}</dd>" for n, v in _header_facts(conversation))
-    sections = []
+    yield (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        f'<title>{title}</title><style>{_CSS}</style></head><body><h1>{title}</h1><dl class="facts">{facts}</dl>'
+    )
     for turn in turns:
         parts = [
             f'<h2>Turn {turn.seq + 1} <span class="status-{e(turn.status)}">{e(turn.status)}</span></h2>',
@@ -230,27 +275,30 @@ def to_html(conversation: Conversation, turns: Iterable[Turn]) -> str:
         sources = _sources(turn)
         if sources:
             parts.append("<p>Sources</p><ul>" + "".join(f"<li>{e(_clean(s))}</li>" for s in sources) + "</ul>")
-        sections.append('<section class="turn">' + "".join(parts) + "</section>")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-        f"<title>{title}</title><style>{_CSS}</style></head><body>"
-        f'<h1>{title}</h1><dl class="facts">{facts}</dl>{"".join(sections)}</body></html>\n'
-    )
+        yield '<section class="turn">' + "".join(parts) + "</section>"
+    yield "</body></html>\n"
+
+
+def to_html(conversation: Conversation, turns: Iterable[Turn]) -> str:
+    return "".join(html_chunks(conversation, turns))
 
 
 # -- plain text -------------------------------------------------------------------------------
 
 
 @_export_format("txt", "plain text")
-def to_text(conversation: Conversation, turns: Iterable[Turn]) -> str:
+def text_chunks(conversation: Conversation, turns: Iterable[Turn]) -> Iterator[str]:
+    return _trimmed(_text_pieces(conversation, turns))
+
+
+def _text_pieces(conversation: Conversation, turns: Iterable[Turn]) -> Iterator[str]:
     title = _clean(conversation.title) or "Conversation"
-    out = [title, "=" * len(title)]
-    out += [f"{name}: {value}" for name, value in _header_facts(conversation)]
+    head = [title, "=" * len(title)]
+    head += [f"{name}: {value}" for name, value in _header_facts(conversation)]
+    yield "\n".join(head)
     for turn in turns:
         heading = f"Turn {turn.seq + 1} ({', '.join(_turn_facts(turn))})"
-        out += ["", heading, "-" * len(heading), "You:", _clean(turn.prompt), ""]
+        out = ["", heading, "-" * len(heading), "You:", _clean(turn.prompt), ""]
         if turn.steps:
             out.append(f"Steps: {_clean(_steps_line(turn))}")
         if turn.result is not None:
@@ -259,14 +307,23 @@ def to_text(conversation: Conversation, turns: Iterable[Turn]) -> str:
             out.append(f"Error: {_clean(turn.error)}")
         for source in _sources(turn):
             out.append(f"Source: {_clean(source)}")
-    return "\n".join(out).rstrip() + "\n"
+        yield "\n" + "\n".join(out)
+
+
+def to_text(conversation: Conversation, turns: Iterable[Turn]) -> str:
+    return "".join(text_chunks(conversation, turns))
 
 
 def render(fmt: str, conversation: Conversation, turns: Iterable[Turn]) -> str:
-    return FORMATS[fmt].render(conversation, list(turns))
+    return FORMATS[fmt].render(conversation, turns)
 
 
-def write_into(directory: Path, stem: str, fmt: str, text: str) -> Path:
+def chunks(fmt: str, conversation: Conversation, turns: Iterable[Turn]) -> Iterator[str]:
+    """The export a piece at a time, for a file or a stream written as the turns are read."""
+    return FORMATS[fmt].chunks(conversation, turns)
+
+
+def write_into(directory: Path, stem: str, fmt: str, text: str | Iterable[str]) -> Path:
     """Write `stem.fmt` into the directory, never over an existing file (`stem-1.fmt`, …)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -281,13 +338,16 @@ def write_into(directory: Path, stem: str, fmt: str, text: str) -> Path:
     return path
 
 
-def write_new_file(path: Path, text: str, *, force: bool = False) -> None:
-    """Write atomically; refuse to replace an existing file unless forced."""
+def write_new_file(path: Path, text: str | Iterable[str], *, force: bool = False, durable: bool = True) -> None:
+    """Write atomically, as the pieces come; refuse to replace an existing file unless forced.
+
+    ``durable=False`` leaves the fsync to the caller (`atomicfile.sync_all` after many files)."""
     if path.is_dir():
         raise ExportWriteError(f"{path} is a directory")
     if path.exists() and not force:
         raise ExportWriteError(f"{path} exists; use --force to overwrite it")
+    pieces = [text] if isinstance(text, str) else text
     try:
-        write_atomic(path, text.encode("utf-8"))
+        write_atomic_chunks(path, (piece.encode("utf-8") for piece in pieces), durable=durable)
     except OSError as exc:
         raise ExportWriteError(f"cannot write {path}: {exc.strerror}") from None

@@ -156,3 +156,32 @@ def test_web_request_steps_and_sources_reach_every_format():
     assert f"Steps: {steps}" in text and "Source: Guide (KNOWLEDGE_SOURCE, score 0.83)" in text
     html = export.to_html(conversation, turns)
     assert "HTTP 200: {&quot;ticket&quot;: 42}" in html and "Guide (KNOWLEDGE_SOURCE, score 0.83)" in html
+
+
+@pytest.mark.parametrize("fmt", sorted(export.FORMATS))
+def test_every_format_streams_a_turn_at_a_time(fmt):
+    """Each turn's piece comes out before the next turn is read: `export --all` of a huge history
+    holds one page of turns, never a whole conversation or a whole export."""
+    conversation, turns = sample()
+    read: list[int] = []
+
+    def reading():
+        for turn in turns:
+            read.append(turn.seq)
+            yield turn
+
+    out: list[tuple[int, str]] = []  # each piece with the number of turns read when it came
+    for piece in export.chunks(fmt, conversation, reading()):
+        out.append((len(read), piece))
+    assert out[0][0] == 0  # the head before any turn is read
+    for turn in turns:
+        [(turns_read, _)] = [(n, p) for n, p in out if turn.execution_id in p]
+        assert turns_read <= turn.seq + 1  # written before the next turn is read
+    assert "".join(p for _, p in out) == export.render(fmt, conversation, list(turns))
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_the_streamed_json_is_the_document(count):
+    conversation, turns = sample()
+    text = export.to_json(conversation, turns[:count])
+    assert text == json.dumps(export.to_document(conversation, turns[:count]), indent=2, ensure_ascii=False) + "\n"

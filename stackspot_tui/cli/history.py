@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .. import export
+from ..atomicfile import sync_all
 from ..runtime import history_root, open_store
 from ..store import HistoryStore
 from ..store.models import Conversation
@@ -132,7 +133,8 @@ def _conversations(args: argparse.Namespace, store: HistoryStore, streams: Strea
 
 def _show(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     conversation = _conversation(store, args.id)
-    streams.stdout.write(export.render("json" if args.json else "txt", conversation, store.turns(conversation.id)))
+    for piece in export.chunks("json" if args.json else "txt", conversation, store.iter_turns(conversation.id)):
+        streams.stdout.write(piece)
     return EXIT_OK
 
 
@@ -167,9 +169,9 @@ def _search(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
     return EXIT_OK
 
 
-def _write(path: Path, text: str, force: bool) -> None:
+def _write(path: Path, text: Iterable[str], force: bool, *, durable: bool = True) -> None:
     try:
-        export.write_new_file(path, text, force=force)
+        export.write_new_file(path, text, force=force, durable=durable)
     except export.ExportWriteError as exc:
         raise CommandError(str(exc)) from None
 
@@ -183,17 +185,23 @@ def _export(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise CommandError(f"cannot create {directory}: {exc.strerror}") from None
-        conversations = store.list_conversations(archived=None)
-        for c in conversations:
-            _write(directory / f"{c.id}.{args.format}", export.render(args.format, c, store.turns(c.id)), args.force)
-        print(f"exported {len(conversations)} conversation(s) to {directory}", file=streams.stderr)
+        # Each file is written as its turns are read, and renamed into place whole; they are made
+        # durable together at the end (one sync, not two fsyncs a file).
+        count = 0
+        for c in store.list_conversations(archived=None):
+            pieces = export.chunks(args.format, c, store.iter_turns(c.id))
+            _write(directory / f"{c.id}.{args.format}", pieces, args.force, durable=False)
+            count += 1
+        sync_all()
+        print(f"exported {count} conversation(s) to {directory}", file=streams.stderr)
         return EXIT_OK
     conversation = _conversation(store, args.id)
-    text = export.render(args.format, conversation, store.turns(conversation.id))
+    pieces = export.chunks(args.format, conversation, store.iter_turns(conversation.id))
     if args.output in (None, "-"):
-        streams.stdout.write(text)
+        for piece in pieces:
+            streams.stdout.write(piece)
     else:
-        _write(Path(args.output), text, args.force)
+        _write(Path(args.output), pieces, args.force)
         print(f"exported {conversation.id} to {args.output}", file=streams.stderr)
     return EXIT_OK
 

@@ -107,9 +107,8 @@ class Backend:
         """Write a conversation into the directory, never over an existing file; the path written.
 
         Raises ExportWriteError with a one-line reason."""
-        return export.write_into(
-            directory, conv_id, fmt, export.render(fmt, self.conversation(conv_id), self.turns(conv_id))
-        )
+        pieces = export.chunks(fmt, self.conversation(conv_id), self._store.iter_turns(conv_id))
+        return export.write_into(directory, conv_id, fmt, pieces)
 
     # -- quick commands ---------------------------------------------------------------------
 
