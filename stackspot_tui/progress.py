@@ -75,6 +75,17 @@ def stored_step_lines(steps: list[StepSummary]) -> list[ProgressLine]:
     return lines
 
 
+def status_label(turn: Turn) -> str:
+    """What became of a turn, in words (the CLI, the log and the transcript say the same)."""
+    if turn.maybe_sent:
+        return "may have been sent"
+    if turn.fetchable and not turn.resumes_by_itself:
+        return "stopped watching (its answer can be fetched)"
+    if turn.needs_reattach:
+        return "still running on StackSpot"
+    return {"FAILURE": "FAILURE on StackSpot", "CANCELLED": "stopped"}.get(turn.status, turn.status)
+
+
 def progress_lines(event: Event) -> list[ProgressLine]:
     if isinstance(event, TurnSaved):
         return [ProgressLine(f"turn {event.turn.seq + 1} · {one_line(event.conversation.target, 80)}", "heading")]
@@ -126,10 +137,19 @@ def progress_lines(event: Event) -> list[ProgressLine]:
         if turn.is_agent and turn.status != "ERROR":
             kept = " · the answer so far is kept" if turn.result else ""
             return [ProgressLine(f"{turn.status} after {took_text}: {turn.error or 'no message'}{kept}", "error")]
+        if turn.status == "DETACHED":  # create-execution answered after the user stopped watching
+            return [
+                ProgressLine(f"StackSpot confirmed execution {turn.execution_id}: its answer can be fetched", "warn")
+            ]
         if event.interrupted:
             return [
                 ProgressLine(f"stopped watching after {took_text}: {turn.error}", "error"),
                 ProgressLine("the execution may still run on StackSpot: `stackspot-tui resume` picks it up", "warn"),
+            ]
+        if turn.maybe_sent:
+            return [
+                ProgressLine(f"not confirmed after {took_text}: {turn.error or 'no answer'}", "error"),
+                ProgressLine("it may have been sent: sending it again may run it twice", "warn"),
             ]
         return [ProgressLine(f"{turn.status} after {took_text}: {turn.error or 'no message'}", "error")]
     return []

@@ -3,21 +3,13 @@ screen, and the real program runs in a real terminal."""
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import io
 import os
-import re
-import select
-import signal
-import struct
-import subprocess
-import termios
-import time
 from pathlib import Path
 
 import pytest
-from helpers import program
+from ptyapp import PtyApp
 
 from stackspot_tui.cli import main
 from stackspot_tui.store import HistoryStore
@@ -92,70 +84,27 @@ def test_without_credentials_the_app_opens_on_first_run(env, fake_app):
 
 # -- the real program in a real terminal ---------------------------------------------------------
 
-ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
-
-
-class Terminal:
-    """A pseudo-terminal running the program; `screen` is everything it drew, escapes removed."""
-
-    def __init__(self, args: list[str], env: dict[str, str], size: tuple[int, int] = (120, 40)) -> None:
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
-        self.process = subprocess.Popen(
-            args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True
-        )
-        os.close(slave)
-        self.raw = b""
-
-    @property
-    def screen(self) -> str:
-        return ANSI.sub("", self.raw.decode("utf-8", "replace"))
-
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.screen:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.process.poll() is not None:
-                raise AssertionError(f"{text!r} never appeared; last output: {self.screen[-500:]!r}")
-            ready, _, _ = select.select([self.master], [], [], min(left, 1))
-            if ready:
-                try:
-                    self.raw += os.read(self.master, 65536)
-                except OSError:  # the program closed the terminal
-                    break
-
-    def type(self, keys: str) -> None:
-        os.write(self.master, keys.encode())
-
-    def close(self) -> int:
-        try:
-            return self.process.wait(timeout=30)
-        finally:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            os.close(self.master)
-
 
 @pytest.mark.e2e
 def test_the_program_runs_a_turn_in_a_real_terminal_and_quits_cleanly(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STACKSPOT")}
     env.update(
-        TERM="xterm-256color",
         STACKSPOT_TUI_DATA_DIR=str(tmp_path),
         STACKSPOT_TUI_CONFIG=str(tmp_path / "none.toml"),
         STACKSPOT_SIM_DURATION="0.2",
     )
-    terminal = Terminal([*program(), "--demo", "--slug", "echo"], env)
+    terminal = PtyApp(["--demo", "--slug", "echo"], env, size=(120, 40))
     try:
-        terminal.wait_for("DEMO")
-        terminal.wait_for("Type a prompt")  # the chat screen is up and the prompt has focus
-        terminal.type("hello from a terminal")
-        terminal.wait_for("hello from a terminal")
-        terminal.type("\r")
-        terminal.wait_for("COMPLETED")
-        terminal.type("\x11")  # ctrl+q
+        terminal.wait_for_text("DEMO")
+        terminal.wait_for_text("Type a prompt")  # the chat screen is up and the prompt has focus
+        terminal.write(b"hello from a terminal")
+        terminal.wait_for_text("hello from a terminal")
+        terminal.write(b"\r")
+        terminal.wait_for_text("COMPLETED")
+        terminal.write(b"\x11")  # ctrl+q
+        code = terminal.wait_exit()
     finally:
-        code = terminal.close()
+        terminal.close()
     assert code == 0
     store = HistoryStore(Path(tmp_path) / "demo")
     [conversation] = store.list_conversations()

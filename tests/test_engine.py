@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from stackspot_tui.api import NetworkError
+from stackspot_tui.api import AuthError, BadRequestError, NetworkError, ProtocolError, ServerError
 from stackspot_tui.engine import ConversationService, ExecutionStarted, Progressed, Retrying, TurnFinished, TurnSaved
 
 
@@ -104,7 +104,7 @@ async def test_rate_limit_is_waited_and_reported(service):
     assert retries and retries[0].notice.reason == "rate_limited" and retries[0].notice.delay == 1.0
 
 
-async def test_cancel_while_polling_marks_the_turn_cancelled(service, store):
+async def test_stopping_while_polling_keeps_the_turn_fetchable(service, store, simulator):
     conversation = service.new_conversation("sim-slow")
     started = asyncio.Event()
 
@@ -118,7 +118,102 @@ async def test_cancel_while_polling_marks_the_turn_cancelled(service, store):
     with pytest.raises(asyncio.CancelledError):
         await task
     turn = store.turns(conversation.id)[-1]
-    assert turn.status == "CANCELLED" and turn.execution_id and not turn.needs_reattach
+    # Quit or Ctrl+C: left running, the next start or `resume` fetches it by itself.
+    assert turn.status in ("CREATED", "RUNNING") and turn.execution_id and turn.resumes_by_itself
+    assert [t.seq for _, t in service.fetchable_turns()] == [turn.seq]
+    # Esc: the user stopped watching; fetched only when asked.
+    turn = service.detach(conversation.id, turn.seq)
+    assert turn.status == "DETACHED" and turn.needs_reattach and not turn.resumes_by_itself
+    assert service.fetchable_turns() == []
+    assert [t.seq for _, t in service.fetchable_turns(include_stopped=True)] == [turn.seq]
+    done = await service.reattach_all(include_stopped=True)
+    assert [t.status for t in done] == ["COMPLETED"] and done[0].result
+    assert len(creates(simulator)) == 1  # fetched, never re-sent
+
+
+class SlowCreate:
+    """create-execution answers only when the test says so."""
+
+    def __init__(self, inner, *, fail: Exception | None = None):
+        self.inner = inner
+        self.fail = fail
+        self.sent = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def create_execution(self, *args, **kw):
+        self.sent.set()
+        await self.answer.wait()
+        if self.fail:
+            raise self.fail
+        return await self.inner.create_execution(*args, **kw)
+
+    def watch(self, execution_id, **kw):
+        return self.inner.watch(execution_id, **kw)
+
+
+async def test_stopping_before_create_answers_is_may_have_been_sent_then_the_late_id_is_kept(
+    service, store, simulator, fake_time
+):
+    conversation = service.new_conversation("code-review")
+    slow = SlowCreate(service.client)
+    stopping = ConversationService(slow, store, clock=fake_time.clock)
+    events = []
+    task = asyncio.create_task(stopping.send(conversation.id, "stop me", on_event=events.append))
+    await slow.sent.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    turn = store.turns(conversation.id)[-1]
+    assert turn.status == "MAYBE_SENT" and turn.maybe_sent and "may have been sent" in turn.error
+    slow.answer.set()  # StackSpot answers after all
+    for _ in range(20):
+        await asyncio.sleep(0)
+    turn = store.get_turn(conversation.id, turn.seq)
+    assert turn.status == "DETACHED" and turn.execution_id and not turn.maybe_sent and not turn.error
+    assert isinstance(events[-1], TurnFinished) and events[-1].turn.status == "DETACHED"
+    done = await service.reattach(conversation.id, turn.seq)
+    assert done.status == "COMPLETED" and len(creates(simulator)) == 1
+
+
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (NetworkError("StackSpot did not answer in time (https://sim.test): ReadTimeout"), "MAYBE_SENT"),
+        (ServerError("StackSpot failed on quick command 'x' (HTTP 500)", status_code=500), "MAYBE_SENT"),
+        (ProtocolError("create-execution did not answer JSON (got text/html)"), "MAYBE_SENT"),
+        (BadRequestError("StackSpot refused the request (HTTP 422)", status_code=422), "ERROR"),
+        (AuthError("StackSpot rejected the access token (HTTP 401)", status_code=401), "ERROR"),
+    ],
+)
+async def test_a_failed_create_says_whether_it_may_have_been_sent(service, store, fake_time, error, status):
+    conversation = service.new_conversation("code-review")
+    slow = SlowCreate(service.client, fail=error)
+    slow.answer.set()
+    turn = await ConversationService(slow, store, clock=fake_time.clock).send(conversation.id, "x")
+    assert turn.status == status and turn.error == str(error) and not turn.execution_id
+    assert turn.maybe_sent == (status == "MAYBE_SENT")
+
+
+class OddAnswer:
+    """create works; the first poll answers something that is not the expected JSON."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def create_execution(self, *args, **kw):
+        return await self.inner.create_execution(*args, **kw)
+
+    async def watch(self, execution_id, **kw):
+        raise ProtocolError("the execution callback did not answer JSON (got text/html)")
+        yield  # pragma: no cover
+
+
+async def test_an_odd_poll_answer_is_not_final(service, store, fake_time, simulator):
+    conversation = service.new_conversation("code-review")
+    turn = await ConversationService(OddAnswer(service.client), store, clock=fake_time.clock).send(conversation.id, "x")
+    assert turn.needs_reattach and turn.resumes_by_itself and turn.error_kind == "protocol"
+    assert (await service.reattach(conversation.id, turn.seq)).status == "COMPLETED"
+    assert len(creates(simulator)) == 1
 
 
 class FlakyWatch:
@@ -237,7 +332,7 @@ class HangingCreate:
         await asyncio.Event().wait()
 
 
-async def test_cancel_while_create_is_unanswered_ends_the_turn_cancelled(store, fake_time):
+async def test_cancel_while_create_is_unanswered_ends_the_turn_may_have_been_sent(store, fake_time):
     client = HangingCreate()
     service = ConversationService(client, store, clock=fake_time.clock)
     conversation = service.new_conversation("echo")
@@ -248,10 +343,10 @@ async def test_cancel_while_create_is_unanswered_ends_the_turn_cancelled(store, 
     with pytest.raises(asyncio.CancelledError):
         await task
     turn = store.turns(conversation.id)[-1]
-    assert turn.status == "CANCELLED" and turn.prompt == "never answered"
-    assert turn.error == "cancelled before StackSpot answered" and turn.execution_id is None
+    assert turn.status == "MAYBE_SENT" and turn.prompt == "never answered" and turn.maybe_sent
+    assert "may have been sent" in turn.error and turn.execution_id is None
     assert not turn.needs_reattach and store.pending_turns() == []  # no id: nothing to resume
-    assert isinstance(events[-1], TurnFinished) and events[-1].turn.status == "CANCELLED"
+    assert not any(isinstance(event, TurnFinished) for event in events)  # the stopper says what it left
 
 
 async def test_a_watch_that_hits_404_ends_the_turn_and_leaves_nothing_to_resume(service, store, simulator):

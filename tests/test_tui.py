@@ -98,7 +98,11 @@ def make_backend(service: ConversationService) -> Backend:
 def make_app(service, tmp_path, **kwargs) -> StackSpotApp:
     settings = kwargs.pop("settings", Settings(data_dir=tmp_path))
     return StackSpotApp(
-        settings, demo=True, backend=make_backend(service), slug=kwargs.pop("slug", "code-review"), **kwargs
+        settings,
+        demo=kwargs.pop("demo", True),
+        backend=make_backend(service),
+        slug=kwargs.pop("slug", "code-review"),
+        **kwargs,
     )
 
 
@@ -145,16 +149,19 @@ async def test_two_turns_share_the_conversation_id(service, tmp_path):
         assert calls[1]["query"]["conversation_id"] == conversation.conversation_id
         assert "Turn 2" in messages(app, "assistant")[-1].text
         bar = str(app.screen.query_one(ConversationBar).render())
-        assert conversation.conversation_id in bar and "DEMO" in bar and "code-review" in bar
+        assert conversation.id in bar and "DEMO" in bar and "code-review" in bar
+        assert conversation.conversation_id not in bar  # 26 characters: ctrl+g copies it
 
 
 async def test_progress_lines_come_before_the_answer(service, tmp_path, monkeypatch):
     timeline: list[str] = []
     original_add = ProgressLog.add
     monkeypatch.setattr(ProgressLog, "add", lambda self, line: (timeline.append(line.text), original_add(self, line)))
-    original_show = ChatScreen._show_finished
+    original_show = ChatScreen._show_outcome
     monkeypatch.setattr(
-        ChatScreen, "_show_finished", lambda self, turn: (timeline.append("ANSWER"), original_show(self, turn))
+        ChatScreen,
+        "_show_outcome",
+        lambda self, turn, **kw: (turn.result and timeline.append("ANSWER"), original_show(self, turn, **kw)),
     )
     # 2 s of RUNNING: a poll lands in it even on a busy machine (0.3 s sometimes went by unseen).
     app = make_app(service, tmp_path, slug="delay-2000")
@@ -167,7 +174,7 @@ async def test_progress_lines_come_before_the_answer(service, tmp_path, monkeypa
     assert any(line.startswith("COMPLETED in") for line in timeline[:answer])
 
 
-async def test_escape_cancels_and_gives_the_prompt_back(tmp_path):
+async def test_escape_stops_watching_and_the_answer_stays_fetchable(tmp_path):
     service = make_service(tmp_path)
     service.time.hold(after=1)  # one poll (RUNNING), then the turn waits for the test
     app = make_app(service, tmp_path)
@@ -175,15 +182,83 @@ async def test_escape_cancels_and_gives_the_prompt_back(tmp_path):
         prompt = app.screen.query_one(PromptInput)
         prompt.load_text("a long question")
         await pilot.press("enter")
-        await until(pilot, lambda: "RUNNING" in log_text(app))
-        assert prompt.text == "" and not prompt.read_only  # the next question can be typed meanwhile
-        await pilot.press("enter")  # no double send while running
-        assert len(creates(service)) == 1
+        await until(pilot, lambda: "started execution" in log_text(app))
+        assert prompt.text == ""
+        await pilot.press(*"next")  # typing while a turn runs is kept
+        await pilot.press("enter")  # but not sent: one turn at a time
+        assert len(creates(service)) == 1 and prompt.text == "next"
         await pilot.press("escape")
-        await until(pilot, lambda: not app.chat.running and prompt.text == "a long question")
+        await until(pilot, lambda: not app.chat.running)
         turn = service.store.turns(app.chat.conversation.id)[-1]
-        assert turn.status == "CANCELLED" and turn.execution_id
-        assert messages(app, "error")[-1].text == "cancelled"
+        assert turn.status == "DETACHED" and turn.execution_id
+        status = messages(app, "status")[-1]
+        assert status.who == "Stopped watching" and "f fetches the answer" in status.text
+        assert not messages(app, "error")  # not an error: nothing went wrong
+        assert prompt.text == "next" and app.focused is prompt  # the draft is untouched
+        service.time.release()
+        status.focus()
+        await pilot.press("f")  # fetch it on demand: no second create-execution
+        # the placeholder goes, replaced by the answer (a removal lands a message later)
+        await until(pilot, lambda: messages(app, "assistant") and not messages(app, "status"))
+        assert not app.chat.running
+        assert service.store.get_turn(turn.conversation, turn.seq).status == "COMPLETED"
+    assert len(creates(service)) == 1
+
+
+async def test_a_turn_that_ends_while_quit_asks_quits_without_waiting_for_an_answer(tmp_path):
+    from stackspot_tui.tui.screens import QuitScreen
+
+    service = make_service(tmp_path)
+    service.time.hold(after=1)
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press(*"almost done", "enter")
+        await until(pilot, lambda: "started execution" in log_text(app))
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        service.time.release()  # the turn ends while the question is on screen
+        await until(pilot, lambda: app.return_code is not None)
+    [turn] = service.store.turns(service.store.list_conversations()[0].id)
+    assert turn.status == "COMPLETED" and turn.result and len(creates(service)) == 1
+
+
+async def test_escape_before_create_answers_says_it_may_have_been_sent_and_resending_asks(tmp_path):
+    from stackspot_tui.tui.history import ConfirmScreen
+
+    service = make_service(tmp_path)
+    gate = asyncio.Event()
+    original = service.client.create_execution
+
+    async def slow_create(*args, **kwargs):
+        await gate.wait()
+        return await original(*args, **kwargs)
+
+    service.client.create_execution = slow_create
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        prompt = app.screen.query_one(PromptInput)
+        prompt.load_text("is this sent?")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.chat.conversation and service.store.turns(app.chat.conversation.id))
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.chat.running)
+        status = messages(app, "status")[-1]
+        assert status.who == "May have been sent" and "r sends it again" in status.text
+        assert prompt.text == "is this sent?"  # given back, to edit or send again
+        await pilot.press("enter")  # the same text again: it may run twice, so ask
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "may run it twice" in app.screen.question
+        await pilot.press("n")
+        assert prompt.text == "is this sent?" and not app.chat.running
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        gate.set()
+        await pilot.press("y")
+        await until(pilot, lambda: messages(app, "assistant") and not app.chat.running)
+        assert prompt.text == "" and app.focused is prompt
+        turns = service.store.turns(app.chat.conversation.id)
+        # the first turn's create was answered after all: its id is kept and it became fetchable
+        assert [t.status for t in turns] == ["DETACHED", "COMPLETED"] and turns[0].execution_id
 
 
 @pytest.mark.parametrize("slug, words", [("sim-failure", "Simulated failure"), ("no-such-command", "not found")])
@@ -238,7 +313,7 @@ async def test_keymap_override_takes_effect(service, tmp_path):
         assert creates(service)
         await pilot.press("f2")
         assert isinstance(app.screen, HelpScreen)
-        assert ("ctrl+s", "Send", "send") in app.screen.rows
+        assert ("Prompt", "ctrl+s", "Send", "send") in app.screen.rows
 
 
 async def test_help_lists_every_binding(service, tmp_path):
@@ -246,7 +321,7 @@ async def test_help_lists_every_binding(service, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
-        ids = {row[2] for row in app.screen.rows}
+        ids = {row[3] for row in app.screen.rows}
         assert {"send", "newline", "cancel", "new_conversation", "pick_slug", "copy_answer", "copy_code", "help"} <= ids
         await pilot.press("escape")
         assert isinstance(app.screen, ChatScreen)
@@ -305,20 +380,6 @@ async def test_palette_has_our_commands(service, tmp_path):
     async with app.run_test(size=(120, 40)):
         titles = {command.title for command in app.get_system_commands(app.screen)}
     assert {"New conversation", "Choose quick command or agent", "Copy last answer", "Copy code block"} <= titles
-
-
-async def test_open_a_conversation_reattaches_a_running_turn(tmp_path):
-    service = make_service(tmp_path, duration=0.5)
-    conversation = service.new_conversation("code-review")
-    turn = service.store.add_turn(conversation.id, "left running", "left running")
-    execution_id = await service.client.create_execution("code-review", "left running")
-    service.store.update_turn(conversation.id, turn.seq, execution_id=execution_id, status="RUNNING")
-    app = make_app(service, tmp_path, conversation_id=conversation.id)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: messages(app, "assistant") and not app.chat.running)
-        assert [m.text for m in messages(app, "user")] == ["left running"]
-    assert len(creates(service)) == 1  # nothing re-sent
-    assert service.store.get_turn(conversation.id, turn.seq).status == "COMPLETED"
 
 
 async def test_a_huge_answer_is_shown_as_text_not_markdown(service, tmp_path):

@@ -102,7 +102,9 @@ async def test_the_answer_renders_while_it_streams_and_the_log_tells_the_story(t
         await gate.held.wait()
         await until(pilot, lambda: len(streaming(app).rendered.split()) >= 10)
         assert app.chat.running
-        assert app.chat.conversation.conversation_id in bar_text(app)  # known before the answer ends
+        assert app.chat.conversation.id in bar_text(app)  # the local id; ctrl+g copies StackSpot's
+        await pilot.press("ctrl+g")  # known before the answer ends
+        assert app.clipboard == app.chat.conversation.conversation_id
         shown = streaming(app).rendered
         assert shown.startswith("_New conversation") and "## Answer" not in shown[len(shown) :]
         await pilot.press(*"next ")  # keys typed meanwhile reach the prompt

@@ -18,18 +18,25 @@ def demo_app(tmp_path) -> StackSpotApp:
     return StackSpotApp(settings, demo=True, backend=make_backend(make_service(tmp_path)), slug="code-review")
 
 
-async def steady_cursor(pilot) -> None:
-    """The prompt's cursor blinks on a timer: under load a shot could catch it off."""
-    pilot.app.screen.query_one(PromptInput).cursor_blink = False
-    await pilot.pause()
+async def steady(pilot) -> None:
+    """The prompt has focus from the first frame: its blinking cursor must not decide the picture."""
+    prompt = pilot.app.screen.query_one(PromptInput)
+    prompt.cursor_blink = False
+    while not prompt.has_focus:  # focus is set a moment after the first frame
+        await pilot.pause()
 
 
 def test_main_screen(snap_compare, tmp_path):
-    assert snap_compare(demo_app(tmp_path), terminal_size=(100, 30), run_before=steady_cursor)
+    assert snap_compare(demo_app(tmp_path), terminal_size=(100, 30), run_before=steady)
 
 
 def test_help_screen(snap_compare, tmp_path):
-    assert snap_compare(demo_app(tmp_path), press=["f1"], terminal_size=(100, 30))
+    assert snap_compare(demo_app(tmp_path), press=["f1"], terminal_size=(100, 30), run_before=steady)
+
+
+def test_help_screen_at_80_columns(snap_compare, tmp_path):
+    """Binding ids are never cut, even at 80 columns."""
+    assert snap_compare(demo_app(tmp_path), press=["f1"], terminal_size=(80, 24), run_before=steady)
 
 
 def test_first_run_screen(snap_compare, tmp_path):

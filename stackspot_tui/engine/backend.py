@@ -46,6 +46,14 @@ class Backend:
     async def reattach(self, conv_id: str, seq: int, *, on_event: EventCallback | None = None) -> Turn:
         return await self._service.reattach(conv_id, seq, on_event=on_event)
 
+    def detach(self, conv_id: str, seq: int) -> Turn:
+        """The user stopped watching a turn: it stays fetchable, on demand."""
+        return self._service.detach(conv_id, seq)
+
+    def fetchable_turns(self, *, include_stopped: bool = False) -> list[tuple[Conversation, Turn]]:
+        """Turns left running (and, with ``include_stopped``, those the user stopped watching)."""
+        return self._service.fetchable_turns(include_stopped=include_stopped)
+
     # -- history ----------------------------------------------------------------------------
 
     def resolve_id(self, text: str) -> str:
@@ -72,10 +80,6 @@ class Backend:
 
     def turn(self, conv_id: str, seq: int) -> Turn:
         return self._store.get_turn(conv_id, seq)
-
-    def pending_turns(self) -> list[tuple[Conversation, Turn]]:
-        """Turns whose execution was created but never seen finished."""
-        return self._store.pending_turns()
 
     def search(self, text: str, *, limit: int = 100, as_you_type: bool = False) -> list[SearchHit]:
         """Turns whose prompt or answer holds the words, best and newest first, each with a snippet and

@@ -6,6 +6,12 @@ before sending, emit the same events (the answer's text as ``AnswerDelta``), and
 ``TurnFinished``. Quick commands: the execution id is saved as soon as known, the conversation
 id from the first callback, the result when it arrives. Agents: the conversation id before
 sending, the partial answer while it streams (marked incomplete), the whole one at the end.
+
+StackSpot has no cancel for a quick command: stopping only stops watching. Cancelling
+`send`/`reattach` leaves the turn as it was (re-attachable: the next start or `resume` fetches
+it); `detach` records that the user chose to stop (then it is fetched only on demand). Stopped
+before create-execution answered, the turn "may have been sent" (MAYBE_SENT), and if the answer
+still comes in, its execution id is kept and the turn becomes DETACHED.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ from ..api import (
     AgentReply,
     Execution,
     NotFoundError,
-    ProtocolError,
     RetryNotice,
     StackSpotClient,
     StackSpotError,
@@ -35,8 +40,10 @@ from ..ids import ulid
 from ..store import HistoryError, HistoryStore
 from ..store.models import (
     CANCELLED,
+    DETACHED,
     INCOMPLETE,
     LOCAL_ERROR,
+    MAYBE_SENT,
     STREAMING,
     Conversation,
     StepSummary,
@@ -49,9 +56,15 @@ T = TypeVar("T")
 
 RESUME_HINT = "the execution may still run on StackSpot: `stackspot-tui resume` picks it up"
 
-# After these errors the execution cannot be watched again: the turn ends as ERROR.
-# Other errors (network, 5xx, rate limit, auth, timeout) leave it re-attachable.
-_FATAL_WATCH_ERRORS = (NotFoundError, ProtocolError)
+# Only StackSpot's own FAILURE or a 404 for the execution ends a watched turn for good.
+# Other errors (network, 5xx, odd answers, rate limit, auth, timeout) leave it re-attachable.
+_FATAL_WATCH_ERRORS = (NotFoundError,)
+
+# A create-execution that failed this way was refused before it ran: the turn was not sent.
+# Any other failure (network, 5xx, an unreadable answer) may have reached StackSpot.
+_NOT_SENT_KINDS = frozenset(
+    {"auth", "forbidden", "not_found", "bad_request", "prompt_too_long", "rate_limited", "quota"}
+)
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,8 @@ class Retrying:
 
 @dataclass(frozen=True)
 class TurnFinished:
-    """The turn stopped: COMPLETED, FAILURE, ERROR, CANCELLED, or interrupted (re-attachable)."""
+    """The turn ended: COMPLETED, FAILURE, ERROR, MAYBE_SENT, an agent's CANCELLED or INCOMPLETE,
+    or interrupted (re-attachable); or a stopped turn got its late execution id (DETACHED)."""
 
     conversation: Conversation
     turn: Turn
@@ -207,6 +221,19 @@ def _step_summaries(steps: tuple[Step, ...]) -> list[StepSummary]:
     return [summarize_step(step) for step in steps]
 
 
+def fetchable_turns(
+    store: HistoryStore, *, conversation_id: str | None = None, include_stopped: bool = False
+) -> list[tuple[Conversation, Turn]]:
+    """Turns whose answer can still be fetched, oldest first: those left running, and with
+    ``include_stopped`` also those the user stopped watching."""
+    return [
+        (conversation, turn)
+        for conversation, turn in store.pending_turns()
+        if (conversation_id is None or conversation.id == conversation_id)
+        and (include_stopped or turn.resumes_by_itself)
+    ]
+
+
 class ConversationService:
     def __init__(
         self,
@@ -258,7 +285,8 @@ class ConversationService:
 
         Never raises StackSpot errors: they end the turn (``turn.error``), except
         InvalidSlugError for a slug StackSpot would refuse, raised before anything is saved.
-        Cancelling the task marks the turn CANCELLED and re-raises CancelledError.
+        Cancelling the task stops watching a quick command (see the module docstring) and stops
+        an agent's stream (CANCELLED, with what arrived); either way CancelledError is re-raised.
         """
         emit = on_event or (lambda event: None)
         store = self.store
@@ -278,20 +306,26 @@ class ConversationService:
     ) -> Turn:
         """Create an execution, then poll it to its end (``_follow``)."""
         started = self._clock()
-        try:
-            execution_id = await self.client.create_execution(
+        create = asyncio.ensure_future(
+            self.client.create_execution(
                 slug or conversation.slug,
                 payload,
                 conversation.conversation_id,
                 on_retry=self._retry_reporter(lambda: turn, started, emit),
             )
+        )
+        try:
+            # Shielded: stopping while StackSpot answers must not lose the execution id.
+            execution_id = await asyncio.shield(create)
         except StackSpotError as exc:
-            turn = await self._end(turn, status=LOCAL_ERROR, error=str(exc), error_kind=exc.kind)
+            status = LOCAL_ERROR if exc.kind in _NOT_SENT_KINDS else MAYBE_SENT
+            turn = await self._end(turn, status=status, error=str(exc), error_kind=exc.kind)
             return await self._finish(turn, started, emit)
         except asyncio.CancelledError:
-            # The request may have reached StackSpot, but without an id we can never watch it.
-            turn = await self._end(turn, status=CANCELLED, error="cancelled before StackSpot answered")
-            await self._finish(turn, started, emit)
+            turn = await self._end(
+                turn, status=MAYBE_SENT, error="stopped before StackSpot confirmed it: it may have been sent"
+            )
+            create.add_done_callback(lambda task: self._late_execution_id(turn, conversation, task, started, emit))
             raise
         created_at = self._clock()  # the poll grid's anchor: before the disk write below
         try:
@@ -319,19 +353,31 @@ class ConversationService:
         return await self._follow(turn, started, emit, created_at=created_at)
 
     async def reattach(self, conversation_id: str, seq: int, *, on_event: EventCallback | None = None) -> Turn:
-        """Poll a turn that was created but never seen finished. Nothing is re-sent."""
+        """Poll a turn that was created but never seen finished (or stopped). Nothing is re-sent."""
         emit = on_event or (lambda event: None)
         turn = await self._io(self.store.get_turn, conversation_id, seq)
-        if not turn.needs_reattach or turn.execution_id is None:
+        if not turn.fetchable or turn.execution_id is None:
             return turn
         emit(ExecutionStarted(turn, turn.execution_id, reattached=True))
         return await self._follow(turn, self._clock(), emit)
 
-    async def reattach_all(self, *, on_event: EventCallback | None = None) -> list[Turn]:
+    def fetchable_turns(
+        self, *, conversation_id: str | None = None, include_stopped: bool = False
+    ) -> list[tuple[Conversation, Turn]]:
+        return fetchable_turns(self.store, conversation_id=conversation_id, include_stopped=include_stopped)
+
+    async def reattach_all(self, *, include_stopped: bool = False, on_event: EventCallback | None = None) -> list[Turn]:
         turns = []
-        for conversation, turn in await self._io(self.store.pending_turns):
+        for conversation, turn in await self._io(self.fetchable_turns, include_stopped=include_stopped):
             turns.append(await self.reattach(conversation.id, turn.seq, on_event=on_event))
         return turns
+
+    def detach(self, conversation_id: str, seq: int) -> Turn:
+        """The user stopped watching: keep the execution id, fetch it only when asked."""
+        turn = self.store.get_turn(conversation_id, seq)
+        if not turn.needs_reattach:
+            return turn
+        return self.store.update_turn(conversation_id, seq, status=DETACHED)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -383,10 +429,7 @@ class ConversationService:
             turn = replace(turn, error=f"{exc}; {RESUME_HINT} once the history can be written", error_kind="history")
             emit(TurnFinished(await self._conversation_of(turn), turn, self._clock() - started))
             return turn
-        except asyncio.CancelledError:
-            turn = await self._end(turn, status=CANCELLED, error="cancelled; the execution may still run on StackSpot")
-            await self._finish(turn, started, emit)
-            raise
+        # asyncio.CancelledError: stopped watching; the turn stays as it is, re-attachable.
         assert last is not None and last.is_final
         return await self._finish(turn, started, emit)
 
@@ -532,6 +575,30 @@ class ConversationService:
             else:
                 fields.update(error=execution.failure_reason(), error_kind="failure")
         return self.store.update_turn(turn.conversation, turn.seq, **fields)
+
+    def _late_execution_id(
+        self, turn: Turn, conversation: Conversation, create: asyncio.Future[str], started: float, emit: EventCallback
+    ) -> None:
+        """create-execution answered after the turn was stopped: keep the id, the turn is fetchable.
+
+        A done callback, so the two writes are made here, on the loop: a rare path."""
+        if create.cancelled() or create.exception() is not None:
+            return  # still "may have been sent"
+        try:
+            turn = self.store.update_turn(
+                turn.conversation,
+                turn.seq,
+                execution_id=create.result(),
+                status=DETACHED,
+                error=None,
+                error_kind=None,
+                sent_at=now_iso(),
+                finished_at=None,
+                conversation_id=conversation.conversation_id,
+            )
+            emit(TurnFinished(self.store.get_conversation(turn.conversation), turn, self._clock() - started))
+        except HistoryError:
+            return  # deleted meanwhile, or the history cannot be written: still "may have been sent"
 
     async def _end(self, turn: Turn, **fields: Any) -> Turn:
         return await self._io(self.store.update_turn, turn.conversation, turn.seq, finished_at=now_iso(), **fields)

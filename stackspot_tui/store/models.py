@@ -7,14 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Local turn statuses, on top of the server's CREATED/RUNNING/COMPLETED/FAILURE/ERROR.
-PENDING = "PENDING"  # saved, create-execution not answered yet
-CANCELLED = "CANCELLED"  # the user stopped watching; the server may still run it
+PENDING = "PENDING"  # saved, create-execution not answered yet (after a crash: may have been sent)
+DETACHED = "DETACHED"  # the user stopped watching; it runs on at StackSpot and stays fetchable
+MAYBE_SENT = "MAYBE_SENT"  # create-execution went out but was never confirmed: it may run on StackSpot
+CANCELLED = "CANCELLED"  # stopped: an agent's stream, or (older histories) a quick command left unwatched
 LOCAL_ERROR = "ERROR"  # could not create or watch (network, auth, 4xx...), see ``error``
 # Agent turns: the answer streams in one request, so there is nothing to re-attach to.
 STREAMING = "STREAMING"  # the answer is arriving; ``result`` holds what arrived so far
 INCOMPLETE = "INCOMPLETE"  # the stream stopped before its end: cut, or no final event
 
-FINAL_TURN_STATUSES = frozenset({"COMPLETED", "FAILURE", "ERROR", CANCELLED, INCOMPLETE})
+FINAL_TURN_STATUSES = frozenset({"COMPLETED", "FAILURE", "ERROR", CANCELLED, INCOMPLETE, MAYBE_SENT})
 
 
 def now_iso() -> str:
@@ -70,8 +72,25 @@ class Turn:
 
     @property
     def needs_reattach(self) -> bool:
-        """Created on the server but never seen finished: poll it again on resume."""
+        """Created on the server but never seen finished: its answer can still be fetched."""
         return bool(self.execution_id) and not self.is_final
+
+    @property
+    def resumes_by_itself(self) -> bool:
+        """Left running (quit, crash, lost connection): fetched again without being asked.
+
+        A turn the user stopped watching (DETACHED) waits until asked (a key, `resume --all`)."""
+        return self.needs_reattach and self.status != DETACHED
+
+    @property
+    def fetchable(self) -> bool:
+        """Its answer can be fetched on demand, including older histories' CANCELLED executions."""
+        return self.needs_reattach or (bool(self.execution_id) and self.status == CANCELLED)
+
+    @property
+    def maybe_sent(self) -> bool:
+        """Saved, but StackSpot never confirmed it: it may or may not run there."""
+        return self.execution_id is None and self.status in (PENDING, MAYBE_SENT)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from ..config import ConfigError, Settings
 from ..engine import Backend, HistoryError, StackSpotError
 from .chat import RECENT_TURNS, ChatScreen
 from .history import ConversationsScreen
-from .screens import FirstRunScreen, HelpScreen, Pick, TargetPicker
-from .widgets import PromptInput
+from .screens import FirstRunScreen, HelpScreen, Pick, QuitScreen, TargetPicker
+from .widgets import MessageView, PromptInput
 
 DEMO_DEFAULT_SLUG = "code-review"
+#: Textual's key names that read better as what is typed
+KEY_NAMES = {"escape": "esc", "question_mark": "?", "enter": "enter"}
 
 
 class StackSpotApp(App[int]):
@@ -49,6 +52,31 @@ class StackSpotApp(App[int]):
         self._conversation_id = conversation_id
         self._on_started = on_started  # called once the first conversation is on screen
         self.reattaching: set[tuple[str, int]] = set()  # turns the background worker is polling
+        # Keys and pastes that arrive before the first screen has focused its input, in order.
+        self._held_input: list[events.Event] | None = []
+
+    # -- input before the first screen is ready ----------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        # Until then a key would go to whatever has focus (nothing, or the transcript) and be lost.
+        if self._held_input is not None and isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            self._held_input.append(event)
+            return
+        await super().on_event(event)
+
+    def input_ready(self) -> None:
+        """The first screen has asked for focus: deliver what was typed before, in order.
+
+        Queued behind the focus change and behind every key already received, so those are
+        held and replayed first and later keys follow them.
+        """
+        if self._held_input is not None:
+            self.call_later(self._deliver_held_input)
+
+    async def _deliver_held_input(self) -> None:
+        held, self._held_input = self._held_input or [], None
+        for event in held:
+            await super().on_event(event)
 
     # -- start --------------------------------------------------------------------------------
 
@@ -56,6 +84,7 @@ class StackSpotApp(App[int]):
         self.set_keymap(dict(self.settings.keymap))
         if self.backend is None and not self.demo and not self.settings.has_credentials:
             self.push_screen(FirstRunScreen(str(self.settings.config_path)), self._first_run_choice)
+            self.input_ready()
         else:
             self._open_chat()
 
@@ -73,6 +102,7 @@ class StackSpotApp(App[int]):
                 self.backend = self._backend_factory(self.demo)
             except (HistoryError, StackSpotError, ConfigError) as exc:  # say it in one line and leave
                 self.exit(return_code=1, message=f"stackspot-tui: error: {exc}")
+                self.input_ready()
                 return
         agent_id = self._agent_id
         slug = None if agent_id else (self._slug or self.settings.slug)
@@ -103,7 +133,7 @@ class StackSpotApp(App[int]):
         """Executions left running in other conversations complete in the background."""
         assert self.backend is not None
         try:
-            pending = [(c, t) for c, t in self.backend.pending_turns() if c.id != self._conversation_id]
+            pending = [(c, t) for c, t in self.backend.fetchable_turns() if c.id != self._conversation_id]
         except HistoryError as exc:
             self.notify(str(exc), title="Executions left running cannot be resumed", severity="error", timeout=30)
             return
@@ -116,7 +146,8 @@ class StackSpotApp(App[int]):
                 self.reattaching.discard((turn.conversation, turn.seq))
             done += finished.status == "COMPLETED"
         if pending:
-            self.notify(f"Re-attached {len(pending)} execution(s) left running; {done} completed.")
+            executions = "1 execution" if len(pending) == 1 else f"{len(pending)} executions"
+            self.notify(f"Fetched {executions} left running last time: {done} completed.")
 
     @property
     def chat(self) -> ChatScreen | None:
@@ -132,27 +163,35 @@ class StackSpotApp(App[int]):
         chat = self.chat
         if chat is None:
             return
-        yield SystemCommand("New conversation", "Start a new conversation (ctrl+n)", chat.action_new_conversation)
-        yield SystemCommand(
-            "Choose quick command or agent", "Pick a quick command or an agent (ctrl+o)", chat.action_pick_slug
-        )
-        yield SystemCommand(
-            "Copy last answer", "Copy the last answer to the clipboard (ctrl+r)", chat.action_copy_answer
-        )
-        yield SystemCommand("Copy code block", "Copy the last code block (ctrl+b)", chat.action_copy_code)
-        yield SystemCommand(
-            "Copy conversation id", "Copy the StackSpot conversation id (ctrl+g)", chat.action_copy_conversation_id
-        )
-        yield SystemCommand(
-            "Conversations", "List, search, rename, archive, delete, export (ctrl+l)", chat.action_conversations
-        )
+        key = self.key_label
+        commands = [
+            ("New conversation", "Start a new conversation", "new_conversation", chat.action_new_conversation),
+            ("Choose quick command or agent", "Pick a quick command or an agent", "pick_slug", chat.action_pick_slug),
+            ("Copy last answer", "Copy the last answer to the clipboard", "copy_answer", chat.action_copy_answer),
+            ("Copy code block", "Copy the last code block", "copy_code", chat.action_copy_code),
+            (
+                "Copy StackSpot conversation id",
+                "Copy StackSpot's id of this conversation",
+                "copy_conversation_id",
+                chat.action_copy_conversation_id,
+            ),
+            (
+                "Conversations",
+                "List, search, rename, archive, delete, export",
+                "conversations",
+                chat.action_conversations,
+            ),
+            ("Earlier turns", "Show earlier turns of this conversation", "load_earlier", chat.action_load_earlier),
+        ]
+        for title, help_text, binding_id, action in commands:
+            yield SystemCommand(title, f"{help_text} ({key(binding_id)})", action)
         for fmt in chat.backend.export_formats:
             yield SystemCommand(
                 f"Export conversation as {fmt.title}",
                 f"Write ./<id>.{fmt.name}",
                 lambda name=fmt.name: chat.export_current(name),
             )
-        yield SystemCommand("Keys", "Show every key (F1)", self.action_help)
+        yield SystemCommand("Keys", f"Show every key ({key('help')})", self.action_help)
 
     def pick_slug(self, callback: Callable[[Pick | None], None]) -> None:
         assert self.backend is not None
@@ -169,16 +208,54 @@ class StackSpotApp(App[int]):
         )
         self.push_screen(picker, callback)
 
-    def help_rows(self) -> list[tuple[str, str, str]]:
-        keymap = dict(self.settings.keymap)
+    def help_sections(self) -> tuple[tuple[str, tuple[type[DOMNode], ...]], ...]:
+        """Where keys work, and the classes whose bindings each section lists."""
+        return (
+            ("Prompt", (PromptInput,)),
+            ("Chat", (ChatScreen,)),
+            ("A focused message (Tab moves focus)", (MessageView,)),
+            ("Anywhere", (type(self),)),
+            (f"Conversation list ({self.key_label('conversations')})", (ConversationsScreen,)),
+        )
+
+    def _bound_keys(self, binding: Binding) -> str:
+        """The keys of a binding after the user's keymap, as a person types them ("?", "esc")."""
+        keys = dict(self.settings.keymap).get(binding.id or "", binding.key)
+        return ", ".join(KEY_NAMES.get(key.strip(), key.strip()) for key in keys.split(","))
+
+    def help_rows(self) -> list[tuple[str, str, str, str]]:
+        """(section, keys, action, binding id) of every binding, after the user's keymap."""
         rows = []
-        for owner in (PromptInput, ChatScreen, StackSpotApp, ConversationsScreen):
-            for binding in owner.BINDINGS:
-                if isinstance(binding, Binding) and binding.id:
-                    rows.append((keymap.get(binding.id, binding.key), binding.description, binding.id))
-        rows.append(("ctrl+p", "Command palette", "(textual)"))
-        rows.append(("tab / shift+tab", "Move focus (focus a message to copy it with c)", "(textual)"))
+        for section, owners in self.help_sections():
+            for owner in owners:
+                for binding in owner.BINDINGS:
+                    if isinstance(binding, Binding) and binding.id:
+                        rows.append((section, self._bound_keys(binding), binding.description, binding.id))
+        rows.append(("Anywhere", "ctrl+p", "Command palette", "(textual)"))
+        rows.append(("Anywhere", "tab, shift+tab", "Move focus", "(textual)"))
         return rows
+
+    def key_label(self, binding_id: str) -> str:
+        """The first key bound to ``binding_id`` now, for hints ("ctrl+e loads them")."""
+        for owner in (PromptInput, ChatScreen, MessageView, type(self), ConversationsScreen):
+            for binding in owner.BINDINGS:
+                if isinstance(binding, Binding) and binding.id == binding_id:
+                    return self._bound_keys(binding).split(",")[0].strip()
+        return binding_id
+
+    # -- quitting ------------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        chat = self.chat
+        if chat is not None and chat.running and not isinstance(self.screen, QuitScreen):
+            self.push_screen(QuitScreen(agent=chat.agent_id is not None), self._quit_choice)
+            return
+        self.exit()
+
+    def _quit_choice(self, quit_now: bool | None) -> None:
+        if quit_now:
+            # The turn stays as it is, re-attachable: the next start (or `resume`) fetches it.
+            self.exit()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.text import Text
@@ -28,32 +29,53 @@ from ..engine import (
     StackSpotError,
     Turn,
     TurnFinished,
-    answer_text,
+    TurnSaved,
 )
-from ..progress import ProgressLine, progress_lines, seconds, stored_agent_lines, stored_step_lines
+from ..progress import ProgressLine, progress_lines, seconds, status_label, stored_agent_lines, stored_step_lines
 from ..textsafe import visible
-from .screens import Pick
+from .screens import Pick, QuitScreen
 from .stream import StreamingAnswer
-from .widgets import ConversationBar, MessageView, ProgressLog, PromptInput, WaitStatus, turn_messages
+from .widgets import (
+    ConversationBar,
+    MessageView,
+    ProgressLog,
+    PromptInput,
+    RunStatus,
+    WaitStatus,
+    answer_note,
+    live_message,
+    outcome_messages,
+    turn_messages,
+)
 
 #: turns shown when a conversation opens; older ones load on demand
 RECENT_TURNS = 20
 
 
+def _since(iso: str | None) -> float:
+    """Seconds since an ISO timestamp of the history (0 when unknown)."""
+    if not iso:
+        return 0.0
+    try:
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - then).total_seconds())
+
+
 class ChatScreen(Screen):
+    AUTO_FOCUS = "#prompt"
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel run", id="cancel"),
+        Binding("escape", "stop_watching", "Stop", id="cancel"),
         Binding("ctrl+n", "new_conversation", "New", id="new_conversation"),
         Binding("ctrl+o", "pick_slug", "Quick command / agent", id="pick_slug"),
         Binding("ctrl+r", "copy_answer", "Copy answer", id="copy_answer"),
         Binding("ctrl+b", "copy_code", "Copy code", id="copy_code"),
-        Binding("ctrl+g", "copy_conversation_id", "Copy conv. id", show=False, id="copy_conversation_id"),
-        Binding("c", "copy_message", "Copy message", show=False, id="copy_message"),
+        Binding("ctrl+g", "copy_conversation_id", "Copy StackSpot id", show=False, id="copy_conversation_id"),
         # Priority: the prompt has focus and a TextArea takes ctrl+e (end of line) for itself;
         # check_action hands the key back to it when no earlier turn is hidden.
         Binding("ctrl+e", "load_earlier", "Earlier turns", show=False, id="load_earlier", priority=True),
         Binding("ctrl+l", "conversations", "Conversations", id="conversations"),
-        Binding("delete", "delete_turn", "Delete turn", show=False, id="delete_turn"),
     ]
 
     def __init__(
@@ -74,6 +96,9 @@ class ChatScreen(Screen):
         self.conversation: Conversation | None = None
         self._initial_conversation = conversation_id
         self._turn_worker: Worker | None = None
+        self._live: tuple[str, int] | None = None  # (conversation, seq) of the turn being sent or watched
+        self._busy = False
+        self._stopping = False  # Esc asked to stop watching (quitting leaves the turn to resume)
         self._running_prompt = ""
         self._first_shown_seq = 0
 
@@ -84,9 +109,9 @@ class ChatScreen(Screen):
         with Horizontal(id="main"):
             with Vertical(id="chat"):
                 yield VerticalScroll(id="transcript")
-                yield PromptInput(id="prompt")
+                yield PromptInput(id="prompt", on_submit=self.submit_prompt)
             with Vertical(id="side"):
-                yield Static(Text("Execution progress", style="bold"), id="side-title")
+                yield RunStatus(id="side-title")
                 yield ProgressLog(id="log")
                 yield WaitStatus(id="wait")
         yield Footer()
@@ -100,8 +125,16 @@ class ChatScreen(Screen):
         return self.query_one(ProgressLog)
 
     @property
+    def run_status(self) -> RunStatus:
+        return self.query_one(RunStatus)
+
+    @property
     def prompt(self) -> PromptInput:
         return self.query_one(PromptInput)
+
+    def key(self, binding_id: str) -> str:
+        """The key bound to an action, after the user's keymap: hints name what works."""
+        return self.app.key_label(binding_id)  # type: ignore[attr-defined]
 
     def on_mount(self) -> None:
         self.transcript.anchor()
@@ -111,13 +144,25 @@ class ChatScreen(Screen):
             self._refresh_bar()
             self._welcome()
         self.prompt.focus()
+        self.app.input_ready()  # type: ignore[attr-defined]
+
+    def on_screen_resume(self) -> None:
+        # Back from any dialog: typing goes to the prompt again.
+        self.prompt.focus()
 
     def _welcome(self) -> None:
-        tip = "Type a prompt and press Enter. F1 lists every key."
+        help_key = self.key("help")
+        tip = f"Type a prompt and press {self.key('send')}. {help_key} lists every key."
         if self.agent_id:
-            tip = f"Chat with agent {visible(self.agent_id)}: type a prompt and press Enter; Esc stops an answer."
+            tip = (
+                f"Chat with agent {visible(self.agent_id)}: type a prompt and press {self.key('send')}; "
+                f"{self.key('cancel')} stops an answer. {help_key} lists every key."
+            )
         elif not self.slug:
-            tip = "Choose a quick command or an agent with ctrl+o, then type a prompt. F1 lists every key."
+            tip = (
+                f"Choose a quick command or an agent with {self.key('pick_slug')}, then type a prompt. "
+                f"{help_key} lists every key."
+            )
         self.transcript.mount(Static(Text(tip, style="dim"), classes="tip"))
 
     def _refresh_bar(self) -> None:
@@ -125,9 +170,10 @@ class ChatScreen(Screen):
         self.query_one(ConversationBar).show(
             slug=self.slug,
             agent_id=self.agent_id,
-            conversation_id=conversation.conversation_id if conversation else None,
+            local_id=conversation.id if conversation else None,
             demo=self.demo,
             title=conversation.title if conversation else "",
+            key=self.key,
         )
 
     # -- opening conversations ----------------------------------------------------------------
@@ -135,7 +181,7 @@ class ChatScreen(Screen):
     def open_conversation(self, conv_id: str, *, focus_seq: int | None = None) -> None:
         """Show a stored conversation, its progress history, and re-attach what was left running."""
         if self.running:
-            self.notify("A turn is running: cancel it (Esc) before switching.", severity="warning")
+            self.notify(f"A turn is running: stop watching it ({self.key('cancel')}) first.", severity="warning")
             return
         conversation = self.backend.conversation(conv_id)
         self.conversation = conversation
@@ -149,9 +195,9 @@ class ChatScreen(Screen):
         self.transcript.remove_children()
         self.log_view.clear()
         if first > 0:
-            self.transcript.mount(Static(self._earlier_note(first), id="earlier"))
+            self.transcript.mount(Static(self._earlier_text(first), id="earlier"))
         for turn in turns:
-            self.transcript.mount_all(turn_messages(turn))
+            self.transcript.mount_all(turn_messages(turn, self.key))
             self._log_history(turn)
         self.prompt.set_history([t.prompt for t in turns])
         self._refresh_bar()
@@ -161,28 +207,27 @@ class ChatScreen(Screen):
             self.transcript.anchor()
         self._reattach_next()
 
+    def _earlier_text(self, count: int) -> Text:
+        turns = "1 earlier turn" if count == 1 else f"{count} earlier turns"
+        return Text(f"{turns} not shown · {self.key('load_earlier')} loads them", style="dim")
+
     def _scroll_to_seq(self, seq: int) -> None:
         for view in self.transcript.query(MessageView):
-            if view.role == "user" and view.note == f"turn {seq + 1}":
+            if view.role == "user" and view.seq == seq:
+                view.add_class("hit")  # marked, not focused: typing still goes to the prompt
                 self.transcript.release_anchor()
                 self.call_after_refresh(view.scroll_visible, top=True, animate=False)
-                view.focus()
                 return
 
     def _log_history(self, turn: Turn) -> None:
         log = self.log_view
-        log.heading(
-            f"turn {turn.seq + 1} · {turn.execution_id or ('agent ' + turn.agent_id if turn.agent_id else 'not sent')}"
-        )
+        what = turn.execution_id or (f"agent {turn.agent_id}" if turn.agent_id else status_label(turn))
+        log.heading(f"turn {turn.seq + 1} · {what}")
         for line in [*stored_step_lines(turn.steps), *stored_agent_lines(turn)]:
             log.add(line)
-        level = "ok" if turn.status == "COMPLETED" else ("warn" if turn.needs_reattach else "error")
+        level = "ok" if turn.status == "COMPLETED" else ("warn" if turn.fetchable or turn.maybe_sent else "error")
         duration = f" in {seconds(turn.duration)}" if turn.duration is not None else ""
-        log.add(ProgressLine(f"{turn.status}{duration}", level))
-
-    @staticmethod
-    def _earlier_note(hidden: int) -> Text:
-        return Text(f"{hidden} earlier turn(s) not shown · ctrl+e loads them", style="dim")
+        log.add(ProgressLine(f"{status_label(turn)}{duration}", level))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "load_earlier":
@@ -196,56 +241,105 @@ class ChatScreen(Screen):
         turns = self.backend.turns(self.conversation.id, start=start, limit=self._first_shown_seq - start)
         anchor = self.transcript.children[1] if len(self.transcript.children) > 1 else None
         for turn in turns:
-            self.transcript.mount_all(turn_messages(turn), before=anchor)
+            self.transcript.mount_all(turn_messages(turn, self.key), before=anchor)
         self._first_shown_seq = start
         if start == 0:
             self.query("#earlier").remove()
         else:
-            self.query_one("#earlier", Static).update(self._earlier_note(start))
+            self.query_one("#earlier", Static).update(self._earlier_text(start))
 
     # -- sending ----------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        return self._turn_worker is not None and self._turn_worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        """A turn is being sent or watched. Ends with the engine's TurnFinished, not when the
+        worker's state change arrives later: a prompt sent right after the answer is stored is
+        accepted, not refused."""
+        return self._busy
 
-    def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
-        message.stop()
+    def submit_prompt(self, prompt: str) -> bool:
+        """The prompt's Enter, called in order with the keys typed before it. True: sent."""
+        if self.running and self._live_turn_over():
+            # Its end is on disk, and its TurnFinished on the way (the engine writes off the
+            # event loop): the next prompt need not wait for it.
+            self._end()
         if self.running:
             self.app.bell()
-            self.notify("A turn is still running: wait, or cancel it with Esc.", severity="warning")
-            return
+            self.notify(
+                f"A turn is still running: wait, or stop watching it with {self.key('cancel')}.", severity="warning"
+            )
+            return False
         if not self.slug and not self.agent_id:
             self.action_pick_slug()
-            return
-        prompt = message.text
+            return False
+        doubtful = self._maybe_sent_with(prompt)
+        if doubtful is not None:
+            self._confirm_resend(doubtful, clear_prompt=True)
+            return False
+        return self._start_send(prompt)
+
+    def _maybe_sent_with(self, prompt: str) -> Turn | None:
+        """The latest turn of this conversation, if it may have been sent and holds this prompt."""
+        if self.conversation is None:
+            return None
+        conversation = self.backend.conversation(self.conversation.id)
+        if not conversation.next_seq:
+            return None
+        turns = self.backend.turns(conversation.id, start=conversation.next_seq - 1)
+        if turns and turns[-1].maybe_sent and turns[-1].prompt == prompt:
+            return turns[-1]
+        return None
+
+    def _confirm_resend(self, turn: Turn, *, clear_prompt: bool = False) -> None:
+        from .screens import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if not yes or self.running:
+                return
+            if clear_prompt and self.prompt.text == turn.prompt:
+                self.prompt.clear()
+            self._start_send(turn.prompt)
+
+        question = (
+            f"Turn {turn.seq + 1} may already have reached StackSpot: it was never confirmed. "
+            "Sending it again may run it twice. Send it again?"
+        )
+        self.app.push_screen(ConfirmScreen(question, yes="Send again (y)", no="Don't send (n)"), answered)
+
+    def _start_send(self, prompt: str) -> bool:
+        """Start a turn; False (and said why) when it cannot start."""
         if self.conversation is None:
             try:
                 self.conversation = self.backend.new_conversation(self.slug or "", agent_id=self.agent_id)
             except StackSpotError as exc:  # a slug StackSpot would refuse (from --slug or the config)
                 self.notify(visible(str(exc)), severity="error")
-                return
+                return False
+        seq = self.conversation.next_seq
         self.query(".tip").remove()
-        self.transcript.mount(
-            MessageView("user", prompt, note=f"turn {self.conversation.next_seq + 1}", seq=self.conversation.next_seq)
+        self.transcript.mount_all(
+            [MessageView("user", prompt, note=f"turn {seq + 1}", seq=seq), live_message(seq)],
         )
         self.transcript.anchor()
         self.prompt.prompt_history.append(prompt)
-        self.prompt.clear()
         self._running_prompt = prompt
-        self._set_busy(True)
+        self._live = (self.conversation.id, seq)  # TurnSaved confirms it
+        self._begin("sending")
         self._turn_worker = self._send(self.conversation.id, prompt, self.slug)
+        return True
 
-    @work(exclusive=True, group="turn", exit_on_error=False)
+    # Not exclusive: a turn whose end is on disk may still be emitting it when the next starts.
+    @work(group="turn", exit_on_error=False)
     async def _send(self, conv_id: str, prompt: str, slug: str | None) -> Turn:
         return await self.backend.send(conv_id, prompt, slug=slug, on_event=self.on_engine_event)
 
     def _start_reattach(self, turn: Turn) -> None:
         self._running_prompt = ""
-        self._set_busy(True)
+        self._live = (turn.conversation, turn.seq)
+        self._show_outcome(turn, live=True)
+        self._begin(turn.status, elapsed=_since(turn.sent_at or turn.created_at))
         self._turn_worker = self._reattach(turn.conversation, turn.seq)
 
-    @work(exclusive=True, group="turn", exit_on_error=False)
+    @work(group="turn", exit_on_error=False)
     async def _reattach(self, conv_id: str, seq: int) -> Turn:
         self.log_view.heading(f"turn {seq + 1} · re-attaching")
         return await self.backend.reattach(conv_id, seq, on_event=self.on_engine_event)
@@ -256,109 +350,242 @@ class ChatScreen(Screen):
                 self._streaming.feed(event.text)
             return  # a quick command's result is shown when its turn ends
         if isinstance(event, RequestSent):
-            self._streaming = StreamingAnswer(seq=event.turn.seq)
-            self.transcript.mount(self._streaming)
+            self._stream_into(event.turn.seq)
             self.conversation = self.backend.conversation(event.turn.conversation)
             self._refresh_bar()  # the conversation id is known from the start
         for line in progress_lines(event):
             self.log_view.add(line)
         wait = self.query_one(WaitStatus)
-        if isinstance(event, Retrying):
+        if isinstance(event, TurnSaved):
+            if self._live is not None and self._live != (event.turn.conversation, event.turn.seq):
+                for view in self.transcript.query(MessageView):  # another process took the seq we expected
+                    if view.seq == self._live[1]:
+                        view.seq = event.turn.seq
+            self._live = (event.turn.conversation, event.turn.seq)
+            if self.conversation is not None and self.conversation.id == event.conversation.id:
+                self.conversation = event.conversation
+        elif isinstance(event, Retrying):
             what = "rate limited" if event.notice.reason == "rate_limited" else event.notice.reason.replace("_", " ")
             wait.start(what, event.notice.delay)
-        elif isinstance(event, (Progressed, TurnFinished, ExecutionStarted, FirstToken)):
+        elif isinstance(event, ExecutionStarted):
             wait.stop()
-        if isinstance(event, (Progressed, TurnFinished)):
-            self.conversation = self.backend.conversation(event.turn.conversation)
-            self._refresh_bar()
+            if self._is_live(event.turn):
+                self.run_status.progress(event.turn.status, event.turn.percentage)
+        elif isinstance(event, FirstToken):
+            wait.stop()
+            if self._is_live(event.turn):
+                self.run_status.progress("STREAMING", None)
+        elif isinstance(event, Progressed):
+            wait.stop()
+            if self._is_live(event.turn):
+                self.run_status.progress(event.execution.status, event.execution.progress.percentage)
+        if isinstance(event, (Progressed, TurnFinished)) and self.conversation is not None:
+            if event.turn.conversation == self.conversation.id:
+                self.conversation = self.backend.conversation(self.conversation.id)
+                self._refresh_bar()
+        if isinstance(event, TurnFinished):
+            if self.running and self._is_live(event.turn):
+                self._end()
+                self.call_later(self._reattach_next)
+            self._show_outcome(event.turn)  # also a late execution id for a turn stopped earlier
+
+    def _live_turn_over(self) -> bool:
+        if self._live is None:
+            return False
+        try:
+            return self.backend.turn(*self._live).is_final
+        except HistoryError:
+            return False
+
+    def _is_live(self, turn: Turn) -> bool:
+        return self._live == (turn.conversation, turn.seq)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self._turn_worker or event.state not in (
-            WorkerState.SUCCESS,
-            WorkerState.ERROR,
-            WorkerState.CANCELLED,
-        ):
+        if event.worker is not self._turn_worker or event.state not in (WorkerState.ERROR, WorkerState.CANCELLED):
             return
-        self._set_busy(False)
-        self.query_one(WaitStatus).stop()
-        self.log_view.flush(everything=True)
-        if event.state == WorkerState.SUCCESS:
-            if event.worker.result is not None:
-                self._show_finished(event.worker.result)
-        elif event.state == WorkerState.CANCELLED:
-            streamed = self._end_stream("stopped · the answer so far is kept")
-            if streamed is None:
-                self.log_view.add(
-                    ProgressLine("cancelled: stopped polling (the execution may still run on StackSpot)", "warn")
-                )
-                self.transcript.mount(MessageView("error", "cancelled", note="CANCELLED"))
-            if self._running_prompt and not self.prompt.text and not streamed:
-                self.prompt.load_text(self._running_prompt)  # give the prompt back to edit or resend
-                self.prompt.move_cursor(self.prompt.document.end)
-        else:
-            self._end_stream("ERROR")
+        if not self.running:
+            return
+        live, stopping = self._live, self._stopping
+        self._end()
+        if event.state == WorkerState.ERROR:
             message = f"{type(event.worker.error).__name__}: {event.worker.error}"
             self.log_view.add(ProgressLine(message, "error"))
-            self.transcript.mount(MessageView("error", message, note="ERROR"))
-        # No re-anchoring here: a user who scrolled up to read stays where they are.
-        self.prompt.focus()
+            self.transcript.mount(MessageView("error", message, note="unexpected", seq=live[1] if live else None))
+        elif stopping and live is not None:
+            self._stopped(*live)
+        if self._streaming is not None:  # the worker died under an agent's answer
+            self._streaming.finish("stopped · the answer so far is kept")
+            self._streaming = None
         self._reattach_next()
 
-    def _end_stream(self, note: str) -> str | None:
-        """Close the streaming answer, if any; the text it showed."""
-        streaming, self._streaming = self._streaming, None
-        if streaming is None:
-            return None
-        streaming.finish(note)
-        return streaming.text
+    def _stopped(self, conv_id: str, seq: int) -> None:
+        """Esc while a turn ran: it goes on at StackSpot; keep what we know of it."""
+        try:
+            turn = self.backend.detach(conv_id, seq)
+        except HistoryError:  # stopped before it was even saved: nothing was sent
+            for view in self.transcript.query(MessageView):
+                if view.seq == seq:
+                    view.remove()
+            self._give_prompt_back()
+            return
+        if turn.maybe_sent:
+            self.log_view.add(
+                ProgressLine("stopped before StackSpot confirmed the turn: it may have been sent", "warn")
+            )
+            self._give_prompt_back()  # to edit, or send again after a warning
+        else:
+            self.log_view.add(
+                ProgressLine(
+                    f"stopped watching: it goes on at StackSpot; {self.key('fetch_answer')} fetches it", "warn"
+                )
+            )
+        self._show_outcome(turn)
 
-    def _show_finished(self, turn: Turn) -> None:
-        streaming = self._streaming
-        note = turn.status + (" · incomplete" if turn.incomplete else "")
-        if streaming is not None and (streaming.is_large or turn.result is None):
-            # A huge answer reads better in the plain view; an empty one is not worth a message.
-            self._end_stream(note)
-            streaming.remove()
-            streaming = None
-        if streaming is not None:
-            self._end_stream(note)
-        elif turn.result is not None:
-            self.transcript.mount(MessageView("assistant", answer_text(turn), note=note, markdown=True, seq=turn.seq))
-        if turn.status != "COMPLETED":
-            text = turn.error or turn.status
-            if turn.is_agent and turn.result:
-                text += "\nThe answer above is what arrived before that; it is kept in the history."
-            if turn.needs_reattach:
-                text += "\nThe execution may still run on StackSpot: reopen this conversation or run `stackspot-tui resume`."
-            self.transcript.mount(MessageView("error", text, note=turn.status, seq=turn.seq))
+    def _give_prompt_back(self) -> None:
+        if self._running_prompt and not self.prompt.text:
+            self.prompt.load_text(self._running_prompt)
+            self.prompt.move_cursor(self.prompt.document.end)
+
+    def _stream_into(self, seq: int) -> None:
+        """An agent's answer starts: it streams into the transcript in place of the placeholder."""
+        views = [view for view in self.transcript.query(MessageView) if view.seq == seq]
+        prompt = next((view for view in views if view.role == "user"), None)
+        for view in views:
+            if view is not prompt:
+                view.remove()
+        self._streaming = StreamingAnswer(seq=seq)
+        if prompt is not None:
+            self.transcript.mount(self._streaming, after=prompt)
+        else:
+            self.transcript.mount(self._streaming)
+
+    def _show_outcome(self, turn: Turn, *, live: bool = False) -> None:
+        """Replace what the transcript shows under a turn's prompt (if shown) by its current state."""
+        streaming = self._streaming if self._streaming is not None and self._streaming.seq == turn.seq else None
+        if streaming is not None and not live:
+            self._streaming = None
+            if turn.result is None or streaming.is_large:  # the plain view reads a huge answer better
+                streaming.finish(answer_note(turn))
+                streaming = None
+        if self.conversation is None or turn.conversation != self.conversation.id:
+            return
+        views = [view for view in self.transcript.query(MessageView) if view.seq == turn.seq]
+        prompt = next((view for view in views if view.role == "user"), None)
+        if prompt is None:
+            return
+        for view in views:
+            if view is not prompt and view is not streaming:
+                view.remove()
+        if live:
+            outcome = [live_message(turn.seq, reattached=True)]
+        elif streaming is not None:
+            streaming.finish(answer_note(turn))  # what arrived stays as drawn: no second render
+            outcome = outcome_messages(turn, self.key, with_answer=False)
+        else:
+            outcome = outcome_messages(turn, self.key)
+        if outcome:
+            self.transcript.mount_all(outcome, after=streaming or prompt)
+
+    def _begin(self, status: str, *, elapsed: float = 0.0) -> None:
+        self._busy = True
+        self._stopping = False
+        self.prompt.add_class("busy")
+        what = "stops the answer" if self.agent_id else "stops watching"
+        self.run_status.start(status, hint=f"{self.key('cancel')} {what}", elapsed=elapsed)
+
+    def _end(self) -> None:
+        self._busy = False
+        self._stopping = False
+        self.prompt.remove_class("busy")
+        self.run_status.stop()
+        self.query_one(WaitStatus).stop()
+        self.log_view.flush(everything=True)
+        self.prompt.focus()
+        if isinstance(self.app.screen, QuitScreen):
+            self.app.screen.dismiss(True)  # quitting was asked for; nothing runs any more to ask about
 
     def _reattach_next(self) -> None:
+        """Fetch, one at a time, the turns of this conversation left running (not those stopped)."""
         if self.conversation is None or self.running:
             return
         busy_elsewhere: set[tuple[str, int]] = getattr(self.app, "reattaching", set())
         for seq in self.backend.conversation(self.conversation.id).pending:
             turn = self.backend.turn(self.conversation.id, seq)
-            if turn.needs_reattach and not turn.error and (turn.conversation, seq) not in busy_elsewhere:
-                self._start_reattach(turn)  # one at a time; the next is picked up when it ends
+            if turn.resumes_by_itself and not turn.error and (turn.conversation, seq) not in busy_elsewhere:
+                self._start_reattach(turn)  # the next is picked up when this one ends
                 return
 
-    def _set_busy(self, busy: bool) -> None:
-        # The prompt stays editable: the next question can be typed while an answer arrives.
-        self.prompt.set_class(busy, "busy")
-        stop = "Esc stops the answer" if self.agent_id else "Esc cancels"
-        self.query_one("#side-title", Static).update(
-            Text(f"Progress · running, {stop}" if busy else "Progress", style="bold")
-        )
-
-    def action_cancel(self) -> None:
+    def action_stop_watching(self) -> None:
         if self.running and self._turn_worker is not None:
+            self._stopping = True
             self._turn_worker.cancel()
+
+    # -- a focused message's actions -----------------------------------------------------------
+
+    def _focused_turn(self) -> Turn | None:
+        focused = self.focused
+        if not isinstance(focused, MessageView) or self.conversation is None:
+            return None
+        if focused.seq is None:
+            self.notify("This message is not part of a turn.", severity="warning")
+            return None
+        try:
+            return self.backend.turn(self.conversation.id, focused.seq)
+        except HistoryError:
+            self.notify("This turn is no longer in the history.", severity="warning")
+            return None
+
+    def action_fetch_answer(self) -> None:
+        turn = self._focused_turn()
+        if turn is None:
+            return
+        if self.running:
+            self.notify("A turn is running: one at a time.", severity="warning")
+        elif turn.status == "COMPLETED":
+            self.notify(f"Turn {turn.seq + 1} has its answer already.")
+        elif not turn.fetchable:
+            why = "it may never have reached StackSpot" if turn.maybe_sent else status_label(turn)
+            self.notify(f"Turn {turn.seq + 1} has no execution to fetch: {why}.", severity="warning")
+        elif (turn.conversation, turn.seq) in getattr(self.app, "reattaching", set()):
+            self.notify(f"Turn {turn.seq + 1} is being fetched already.")
+        else:
+            self._start_reattach(turn)
+
+    def action_resend_turn(self) -> None:
+        turn = self._focused_turn()
+        if turn is None:
+            return
+        if self.running:
+            self.notify("A turn is running: one at a time.", severity="warning")
+        elif turn.maybe_sent:
+            self._confirm_resend(turn)
+        else:
+            self._start_send(turn.prompt)
+
+    def action_delete_turn(self) -> None:
+        from .screens import ConfirmScreen
+
+        turn = self._focused_turn()
+        if turn is None or self.conversation is None:
+            return
+        if self.running:
+            self.notify("A turn is running: delete turns after it ends.", severity="warning")
+            return
+        conv_id, seq = self.conversation.id, turn.seq
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.backend.delete_turn(conv_id, seq)
+                self.open_conversation(conv_id)
+            self.prompt.focus()
+
+        self.app.push_screen(ConfirmScreen(f"Delete turn {seq + 1} of this conversation?"), answered)
 
     # -- conversations and quick commands ------------------------------------------------------
 
     def action_new_conversation(self) -> None:
         if self.running:
-            self.notify("A turn is running: cancel it (Esc) first.", severity="warning")
+            self.notify(f"A turn is running: stop watching it ({self.key('cancel')}) first.", severity="warning")
             return
         self.conversation = None
         self.transcript.remove_children()
@@ -415,21 +642,6 @@ class ChatScreen(Screen):
             return
         self.notify(f"Exported to {path}")
 
-    def action_delete_turn(self) -> None:
-        from .screens import ConfirmScreen
-
-        focused = self.focused
-        if not isinstance(focused, MessageView) or focused.seq is None or self.conversation is None or self.running:
-            return
-        conv_id, seq = self.conversation.id, focused.seq
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.backend.delete_turn(conv_id, seq)
-                self.open_conversation(conv_id)
-
-        self.app.push_screen(ConfirmScreen(f"Delete turn {seq + 1} of this conversation?"), answered)
-
     # -- copy ------------------------------------------------------------------------------------
 
     def _answers(self) -> list[MessageView]:
@@ -463,6 +675,6 @@ class ChatScreen(Screen):
 
     def action_copy_conversation_id(self) -> None:
         if self.conversation and self.conversation.conversation_id:
-            self._copy(self.conversation.conversation_id, "the conversation id")
+            self._copy(self.conversation.conversation_id, "the StackSpot conversation id")
         else:
             self.notify("No StackSpot conversation id yet: it comes with the first answer.", severity="warning")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from ..config import ENV_VARS
 from ..engine import slug_problem
@@ -62,36 +63,94 @@ class FirstRunScreen(Screen[str]):
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key, read from the live bindings so it stays true after keymap overrides."""
+    """Every key by where it works, read from the live bindings so it stays true after keymap overrides."""
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90; max-height: 90%; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    HelpScreen > VerticalScroll {
+        width: 100%; max-width: 110; max-height: 90%; height: auto;
+        border: thick $primary; background: $surface; padding: 0 1;
+    }
     """
     BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss_help", "Close", id="help_close")]
 
-    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str, str, str]]) -> None:
         super().__init__()
-        self.rows = rows
+        self.rows = rows  # (section, keys, action, binding id)
 
     def compose(self) -> ComposeResult:
-        table = Table(title="Keys", expand=True, show_edge=False)
-        table.add_column(Text("Key"), style="bold", no_wrap=True)
-        table.add_column(Text("Action"))
-        table.add_column(Text("Binding id (for [keymap])"), style="dim")  # Text: headers are markup otherwise
-        for keys, description, binding_id in self.rows:
-            table.add_row(Text(keys), Text(description), Text(binding_id))
-        note = Text(
-            '\nOverride any key in config.toml:\n  [keymap]\n  send = "ctrl+s"\n'
-            "Newline in the prompt: ctrl+j (most terminals send shift+enter as enter).",
-            style="dim",
-        )
         with VerticalScroll():
-            yield Static(table)
+            sections: dict[str, list[tuple[str, str, str]]] = {}
+            for section, keys, description, binding_id in self.rows:
+                sections.setdefault(section, []).append((keys, description, binding_id))
+            id_width = max(len(binding_id) for *_, binding_id in self.rows)
+            for index, (section, rows) in enumerate(sections.items()):
+                # Text everywhere: a header or a key such as "[" is never read as markup.
+                table = Table(
+                    title=Text(section, style="bold"),
+                    title_justify="left",
+                    expand=True,
+                    show_edge=False,
+                    show_header=index == 0,
+                )
+                table.add_column(Text("Key"), style="bold", ratio=2)
+                table.add_column(Text("Action"), ratio=3)
+                table.add_column(Text("Binding id"), style="dim", no_wrap=True, min_width=id_width)
+                for keys, description, binding_id in rows:
+                    table.add_row(Text(keys), Text(description), Text(binding_id))
+                yield Static(table)
+            note = Text(
+                '\nChange a key by its binding id in config.toml:\n  [keymap]\n  send = "ctrl+s"\n'
+                "New line in the prompt: ctrl+j (most terminals send shift+enter as enter). "
+                "? opens this help wherever it does not type a character.",
+                style="dim",
+            )
             yield Static(note)
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)
+
+
+class QuitScreen(ModalScreen[bool]):
+    """Quitting while a turn runs. A quick command goes on at StackSpot and the next start
+    fetches it; an agent's answer stops, and what arrived is kept."""
+
+    DEFAULT_CSS = """
+    QuitScreen { align: center middle; }
+    QuitScreen > Vertical { width: 70; max-width: 100%; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
+    QuitScreen Horizontal { height: auto; margin-top: 1; align-horizontal: center; }
+    QuitScreen Button { margin: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "keep_watching", "Keep watching", id="quit_keep_watching")]
+
+    def __init__(self, *, agent: bool = False) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def compose(self) -> ComposeResult:
+        if self.agent:
+            text = "An answer is still arriving.\n\nQuitting stops it; what arrived so far is kept in the history."
+            quit_label, stay_label = "Quit, keep what arrived", "Keep reading (esc)"
+        else:
+            text = (
+                "A turn is still running on StackSpot.\n\nQuit now and its answer is fetched the next time "
+                "you open stackspot-tui (or run `stackspot-tui resume`). Nothing is sent twice."
+            )
+            quit_label, stay_label = "Quit, finish it later", "Keep watching (esc)"
+        with Vertical():
+            yield Static(Text(text))
+            with Horizontal():
+                yield Button(quit_label, variant="primary", id="quit")
+                yield Button(stay_label, id="stay")
+
+    def on_mount(self) -> None:
+        self.query_one("#quit", Button).focus()  # Enter quits
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "quit")
+
+    def action_keep_watching(self) -> None:
+        self.dismiss(False)
 
 
 @dataclass(frozen=True)
@@ -107,6 +166,9 @@ class TargetPicker(ModalScreen[Pick | None]):
 
     The agent list comes from an optional service: it loads in the background, and when it
     fails the picker says so and the agent id can still be typed.
+
+    The text fields keep the focus: typing always filters, Up/Down move through the choices,
+    Enter takes the highlighted choice, or what was typed when none is highlighted.
     """
 
     DEFAULT_CSS = """
@@ -118,7 +180,8 @@ class TargetPicker(ModalScreen[Pick | None]):
     """
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="picker_cancel"),
-        Binding("down", "focus_choices", "Choices", show=False, id="picker_choices"),
+        Binding("down", "move(1)", "Next choice", show=False, id="picker_next"),
+        Binding("up", "move(-1)", "Previous choice", show=False, id="picker_previous"),
     ]
 
     def __init__(
@@ -153,11 +216,14 @@ class TargetPicker(ModalScreen[Pick | None]):
                 placeholder="e.g. 01J9… (Enter chats with it)",
                 id="agent",
             )
-            yield OptionList(*self._options(), id="choices")
+            choices = OptionList(*self._options(), id="choices")
+            choices.can_focus = False  # a click still picks; keys stay in the fields
+            yield choices
             yield Static(Text(self.listing), id="agents-status")
 
     def on_mount(self) -> None:
         self.query_one("#slug" if not self.current or self.current.kind != "agent" else "#agent", Input).focus()
+        self.query_one(OptionList).highlighted = None  # Enter takes the typed text until an arrow moves
         self._load_agents()
 
     @work(exclusive=True, group="agent-list", exit_on_error=False)
@@ -191,16 +257,26 @@ class TargetPicker(ModalScreen[Pick | None]):
         ]
         return options
 
-    def _refresh_options(self) -> None:
+    def _refresh_options(self, *, keep_highlight: bool = True) -> None:
         choices = self.query_one(OptionList)
+        index = choices.highlighted
+        chosen = choices.get_option_at_index(index).id if keep_highlight and index is not None else None
         choices.clear_options()
         choices.add_options(self._options())
+        choices.highlighted = None
+        if chosen is not None:
+            with contextlib.suppress(OptionDoesNotExist):
+                choices.highlighted = choices.get_option_index(chosen)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.needle = event.value.strip()
-        self._refresh_options()
+        self._refresh_options(keep_highlight=False)  # Enter takes what was typed, until an arrow picks
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        choices = self.query_one(OptionList)
+        if choices.highlighted is not None:
+            self._pick(choices.get_option_at_index(choices.highlighted).id)
+            return
         text = event.value.strip()
         if not text:
             return
@@ -217,14 +293,20 @@ class TargetPicker(ModalScreen[Pick | None]):
             self.dismiss(Pick("quick_command", text))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        kind, _, value = (event.option.id or "").partition(":")
+        self._pick(event.option.id)  # a click
+
+    def _pick(self, option_id: str | None) -> None:
+        kind, _, value = (option_id or "").partition(":")
         self.dismiss(Pick("agent" if kind == "a" else "quick_command", value))
 
-    def action_focus_choices(self) -> None:
+    def action_move(self, step: int) -> None:
         choices = self.query_one(OptionList)
-        if choices.option_count:
-            choices.focus()
-            choices.highlighted = 0
+        if not choices.option_count:
+            return
+        if choices.highlighted is None:
+            choices.highlighted = 0 if step > 0 else choices.option_count - 1
+        else:
+            choices.highlighted = (choices.highlighted + step) % choices.option_count
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -242,16 +324,20 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", id="confirm_no"),
     ]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, *, yes: str = "Delete (y)", no: str = "Keep (n)") -> None:
         super().__init__()
         self.question = question
+        self.labels = (yes, no)
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text(visible(self.question)))
             with Horizontal():
-                yield Button("Delete (y)", variant="error", id="yes")
-                yield Button("Keep (n)", id="no")
+                yield Button(self.labels[0], variant="error", id="yes")
+                yield Button(self.labels[1], id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()  # Enter keeps: the safe answer
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

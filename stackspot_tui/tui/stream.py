@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.widgets import Markdown, Static
 
 from ..textsafe import visible
-from .widgets import MessageView
+from .widgets import MessageView, plain_markdown_parser
 
 RENDER_INTERVAL = 0.03  # seconds between two appends to the Markdown widget, at least
 MAX_RENDER_INTERVAL = 0.25  # and at most
@@ -39,7 +39,7 @@ class StreamingAnswer(MessageView):
 
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble("StackSpot", (f"  {visible(self.note)}", "dim")), classes="who streaming")
-        yield Markdown("", classes="body")
+        yield Markdown("", classes="body", parser_factory=plain_markdown_parser)
 
     def on_mount(self) -> None:
         self._render_task = asyncio.create_task(self._render_loop())
