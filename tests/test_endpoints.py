@@ -195,3 +195,21 @@ def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(cli_env, capsy
         main(["run", "code-review", "hello", "--timeout", timeout])
     assert exit_.value.code == 2 and "positive number of seconds" in capsys.readouterr().err
     assert not list(cli_env.rglob("conversations/*"))
+
+
+def test_the_tls_context_is_shared_and_follows_ssl_cert_file(monkeypatch, tmp_path):
+    """One CA bundle load per process, yet SSL_CERT_FILE (a company CA) is still honoured."""
+    import certifi
+
+    from stackspot_tui.api.client import tls_context
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    default = tls_context()
+    assert tls_context() is default and len(default.get_ca_certs()) > 1
+    bundle = open(certifi.where()).read()
+    one_ca = bundle[: bundle.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n"
+    (tmp_path / "company-ca.pem").write_text(one_ca)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "company-ca.pem"))
+    company = tls_context()
+    assert company is not default and len(company.get_ca_certs()) == 1

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -81,6 +84,16 @@ RetryCallback = Callable[[RetryNotice], Awaitable[None] | None]
 _CREATE_RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
+@functools.cache
+def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    return httpx.create_ssl_context(trust_env=True)  # reads SSL_CERT_FILE / SSL_CERT_DIR
+
+
+def tls_context() -> ssl.SSLContext:
+    """Loading the CA bundle costs tens of milliseconds: once per process and certificate setting."""
+    return _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
 class StackSpotClient:
     def __init__(
         self,
@@ -113,7 +126,8 @@ class StackSpotClient:
             auth=self.auth,
             transport=transport,
             proxy=proxy,
-            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY / SSL_CERT_FILE
+            verify=tls_context(),
+            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY
             timeout=httpx.Timeout(request_timeout, connect=min(10.0, request_timeout)),
             headers={"User-Agent": f"stackspot-tui/{__version__}", "Accept": "application/json"},
         )
