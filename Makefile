@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := stackspot_tui tests benchmarks
 
-.PHONY: demo test test-fast check format bench clean
+.PHONY: demo test test-fast test-deep check format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv --clear $(VENV)
@@ -35,6 +35,10 @@ test: $(STAMP)
 # Unit tests only: no app (Pilot) tests, no real processes.
 test-fast: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not e2e and not app"
+
+# The thorough search: 1,000 examples per property test and 500 damaged histories (minutes).
+test-deep: $(STAMP)
+	HYPOTHESIS_PROFILE=deep STACKSPOT_FUZZ_EXAMPLES=500 $(TEST_ENV) $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # Lint, formatting, types and the layer rules between packages.
 check: $(STAMP)

@@ -5,6 +5,13 @@ import os
 import tempfile
 
 import pytest
+from hypothesis import settings
+
+# Property tests: `make test` draws enough examples to catch a regression on every run (each run
+# draws new ones); `make test-deep` (HYPOTHESIS_PROFILE=deep) is the thorough search.
+settings.register_profile("suite", max_examples=40)
+settings.register_profile("deep", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 # Every history write is fsynced (twice: file and directory). On this project's disks that costs
 # ~10 ms a write, which the suite would spend waiting, so temporary files (tmp_path, and the

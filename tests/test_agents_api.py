@@ -460,13 +460,13 @@ async def test_a_failing_agent_list_raises_a_typed_error(agents, mock):
 # -- properties -----------------------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(st.text(max_size=200), st.sampled_from(["", "message", "error"]))
 def test_parse_event_never_raises(data, event):
     parse_event(data, event)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(
     words=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=12),
     cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=8),

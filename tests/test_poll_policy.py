@@ -89,7 +89,7 @@ def step_layouts(draw):
     return tuple((bounds[i], bounds[i + 1]) for i in range(count))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(mode=st.sampled_from(MODES), duration=durations, steps=step_layouts(), wrap_up=st.sampled_from([0.0, 0.0, 0.3]))
 def test_promises_hold_for_any_shape(mode, duration, steps, wrap_up):
     policy = PollPolicy()
@@ -106,7 +106,7 @@ def test_promises_hold_for_any_shape(mode, duration, steps, wrap_up):
         assert len(polls) <= policy.rate * total + 1
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(duration=st.floats(min_value=20, max_value=300, allow_nan=False))
 def test_a_clock_like_percentage_costs_few_polls_and_ends_soon(duration):
     added, polls = follow(PollPolicy(), "linear", duration)
