@@ -20,6 +20,7 @@ from .engine import (
 from .export import token_counts
 from .store.models import StepSummary, Turn
 from .textsafe import one_line
+from .wording import counted
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def step_result_lines(position: int, step: StepSummary, took: float | None = Non
         lines.append(ProgressLine(f"    error: {one_line(step.error, 160)}", "warn"))
     lines += [ProgressLine(f"    source: {one_line(source, 120)}", "step") for source in step.sources[:SOURCES_SHOWN]]
     if len(step.sources) > SOURCES_SHOWN:
-        lines.append(ProgressLine(f"    … and {len(step.sources) - SOURCES_SHOWN} more source(s)", "step"))
+        lines.append(ProgressLine(f"    … and {counted(len(step.sources) - SOURCES_SHOWN, 'more source')}", "step"))
     return lines
 
 

@@ -30,6 +30,7 @@ def test_two_continue_turns_share_the_conversation(sim, tmp_path):
     assert one["status"] == two["status"] == "COMPLETED"
     assert one["conversation_id"] and one["conversation_id"] == two["conversation_id"]
     assert one["conversation"] == two["conversation"]
+    assert (one["turn"], two["turn"]) == (1, 2)  # counted from 1, as the app and `search` count them
 
     creates = [r for r in sim.requests() if "create-execution" in r["path"]]
     mine = creates[-2:]

@@ -52,7 +52,7 @@ def test_conversations_lists_newest_first(store):
     code, out, _ = cli("conversations")
     lines = out.splitlines()
     assert code == 0 and lines[0].startswith(store.second) and lines[1].startswith(store.first)
-    assert "review the parser" in lines[1] and "1 turns" in lines[1]
+    assert "review the parser" in lines[1] and " 1 turn " in lines[1]  # singular for one
 
 
 def test_conversations_json_and_archived(store):

@@ -48,7 +48,7 @@ def test_finished_steps_show_status_data_and_sources():
         ("    source: doc 2 (KNOWLEDGE_SOURCE, score 0.70)", "step"),
         ("    source: doc 3 (KNOWLEDGE_SOURCE, score 0.60)", "step"),
         ("    source: doc 4 (KNOWLEDGE_SOURCE, score 0.50)", "step"),
-        ("    … and 2 more source(s)", "step"),
+        ("    … and 2 more sources", "step"),
         ("  step 2 · fetch-ticket failed · HTTP 404 · no ticket 42", "warn"),
     ]
 

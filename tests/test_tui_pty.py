@@ -20,7 +20,7 @@ BAR = "DEMO"  # in the top bar of the first frame
 
 
 def stored(data_dir) -> list:
-    store = HistoryStore(data_dir / "demo", check=False)
+    store = HistoryStore(data_dir / "demo")
     return [t for c in store.list_conversations(archived=None) for t in store.turns(c.id)]
 
 

@@ -16,6 +16,7 @@ from ..store import HistoryStore
 from ..store.models import Conversation
 from ..textsafe import one_line, visible_json
 from ..timefmt import relative
+from ..wording import counted
 from .common import EXIT_FAILED, EXIT_OK, CommandError, CommonOptions, Streams
 
 StoreHandler = Callable[[argparse.Namespace, HistoryStore, Streams], int]
@@ -125,7 +126,8 @@ def _conversations(args: argparse.Namespace, store: HistoryStore, streams: Strea
         mark = " [archived]" if c.archived else ""
         title = one_line(c.title or "(untitled)", 60)
         print(
-            f"{c.id}  {relative(c.updated_at):>10}  {c.turn_count:>4} turns  {one_line(c.target, 40):<20}  {title}{mark}",
+            f"{c.id}  {relative(c.updated_at):>10}  {counted(c.turn_count, 'turn'):>10}  {one_line(c.target, 40):<20}  "
+            f"{title}{mark}",
             file=streams.stdout,
         )
     return EXIT_OK
@@ -193,7 +195,7 @@ def _export(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
             _write(directory / f"{c.id}.{args.format}", pieces, args.force, durable=False)
             count += 1
         sync_all()
-        print(f"exported {count} conversation(s) to {directory}", file=streams.stderr)
+        print(f"exported {counted(count, 'conversation')} to {directory}", file=streams.stderr)
         return EXIT_OK
     conversation = _conversation(store, args.id)
     pieces = export.chunks(args.format, conversation, store.iter_turns(conversation.id))
@@ -221,7 +223,7 @@ def _import(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
     imported = store.import_conversation(conversation, turns)
     note = "" if imported.id == conversation.id else f" (id {conversation.id} was taken)"
     print(imported.id, file=streams.stdout)
-    print(f"imported {len(turns)} turn(s) as conversation {imported.id}{note}", file=streams.stderr)
+    print(f"imported {counted(len(turns), 'turn')} as conversation {imported.id}{note}", file=streams.stderr)
     return EXIT_OK
 
 
@@ -259,7 +261,8 @@ def _delete(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
         print(f"deleted turn {args.turn} of {conversation.id}", file=streams.stderr)
         return EXIT_OK
     question = (
-        f"delete conversation {conversation.id} ({conversation.turn_count} turns, {one_line(conversation.title, 40)!r})"
+        f"delete conversation {conversation.id} ({counted(conversation.turn_count, 'turn')}, "
+        f"{one_line(conversation.title, 40)!r})"
     )
     if not args.yes and not _confirm(question, streams):
         print("not deleted", file=streams.stderr)
@@ -278,7 +281,7 @@ def _repair(args: argparse.Namespace, streams: Streams) -> int:
         print(line, file=streams.stderr)
     for line in report.problems:
         print(f"stackspot-tui: error: {one_line(line, 500)}", file=streams.stderr)
-    done = f"{len(report.actions)} repair(s) done" if report.actions else "nothing to repair"
-    left = f", {len(report.problems)} problem(s) left" if report.problems else ""
+    done = f"{counted(len(report.actions), 'repair')} done" if report.actions else "nothing to repair"
+    left = f", {counted(len(report.problems), 'problem')} left" if report.problems else ""
     print(f"history at {root}: {done}{left}", file=streams.stderr)
     return EXIT_FAILED if report.problems else EXIT_OK

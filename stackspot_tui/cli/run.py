@@ -10,12 +10,14 @@ from typing import Any, TextIO
 from ..api import slug_problem
 from ..api.agents import valid_agent_id
 from ..api.models import result_to_text
-from ..engine import AnswerDelta, ConversationService, Event
-from ..progress import progress_lines
+from ..engine import AnswerDelta, ConversationService, Event, TurnSaved, fetchable_turns
+from ..progress import progress_lines, status_label
 from ..runtime import build_service, open_store
 from ..store.models import Conversation, Turn
 from ..textsafe import visible, visible_json
+from ..wording import counted
 from .common import (
+    EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -57,11 +59,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     run.set_defaults(handler=_run)
 
     resume = sub.add_parser(
-        "resume", parents=[common], help="re-attach executions left running and print their results"
+        "resume",
+        parents=[common],
+        help="fetch the answers of executions left running and print them",
+        description="Fetch the answers of executions left running (the app quit, a crash, a lost connection). "
+        "Nothing is sent again.",
     )
-    target = resume.add_mutually_exclusive_group()
-    target.add_argument("id", metavar="ID", nargs="?", help="only this conversation")
-    target.add_argument("--all", action="store_true", help="every conversation (the default)")
+    resume.add_argument("id", metavar="ID", nargs="?", help="only this conversation")
+    resume.add_argument("--all", action="store_true", help="also the turns you stopped watching (Esc in the app)")
     resume.add_argument("--json", action="store_true", help="one JSON object per resumed turn")
     resume.set_defaults(handler=_resume)
 
@@ -151,7 +156,7 @@ def turn_document(turn: Turn, conversation: Conversation) -> dict[str, Any]:
         "conversation_id": conversation.conversation_id,
         "execution_id": turn.execution_id,
         "conversation": conversation.id,
-        "turn": turn.seq,
+        "turn": turn.seq + 1,  # counted from 1, as the app, `show` and `search` count them
     }
     if turn.is_agent:
         document.update(
@@ -187,8 +192,11 @@ def _run(args: argparse.Namespace, streams: Streams) -> int:
     prompt, input_data = read_prompt(prompt_arg, args.json_input, streams.stdin)
     show_progress = not args.quiet and (args.verbose or streams.stderr.isatty())
     writer = AnswerWriter(streams.stdout, as_json=args.json)
+    saved: list[Turn] = []  # the turn, once on disk: what Ctrl+C leaves behind is told from it
 
     def on_event(event: Event) -> None:
+        if isinstance(event, TurnSaved):
+            saved.append(event.turn)
         if isinstance(event, AnswerDelta):
             writer.delta(event.turn, event.text)
         elif show_progress:
@@ -211,7 +219,20 @@ def _run(args: argparse.Namespace, streams: Streams) -> int:
             error(streams.stderr, message)
         return EXIT_INTERRUPTED if turn.needs_reattach else EXIT_FAILED
 
-    return asyncio.run(turn())
+    try:
+        return asyncio.run(turn())
+    except KeyboardInterrupt:
+        if not saved:
+            raise
+        left = open_store(settings, demo=common.demo).get_turn(saved[0].conversation, saved[0].seq)
+        where = f"{left.conversation} turn {left.seq + 1}"
+        if left.needs_reattach:
+            error(
+                streams.stderr, f"stopped watching {where}: it goes on at StackSpot; `stackspot-tui resume` fetches it"
+            )
+        else:
+            error(streams.stderr, f"stopped {where}: {status_label(left)}")
+        return EXIT_CANCELLED
 
 
 # -- resume ----------------------------------------------------------------------------------
@@ -222,9 +243,13 @@ def _resume(args: argparse.Namespace, streams: Streams) -> int:
     settings = common.settings(streams)
     store = open_store(settings, demo=common.demo)
     only = store.resolve_id(args.id) if args.id else None
-    pending = [(c, t) for c, t in store.pending_turns() if only is None or c.id == only]
+    pending = fetchable_turns(store, conversation_id=only, include_stopped=args.all)
     if not pending:
-        print("nothing to resume: no execution was left running", file=streams.stderr)
+        stopped = [] if args.all else fetchable_turns(store, conversation_id=only, include_stopped=True)
+        hint = (
+            f" ({counted(len(stopped), 'turn')} you stopped watching: `resume --all` fetches them)" if stopped else ""
+        )
+        print(f"nothing to resume: no execution was left running{hint}", file=streams.stderr)
         return EXIT_OK
 
     async def resume_all() -> int:
@@ -240,7 +265,7 @@ def _resume(args: argparse.Namespace, streams: Streams) -> int:
                 if args.json:
                     document = {
                         "conversation": conversation.id,
-                        "turn": turn.seq,
+                        "turn": turn.seq + 1,
                         "execution_id": turn.execution_id,
                         "status": turn.status,
                         "result": turn.result,

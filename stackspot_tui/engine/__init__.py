@@ -24,6 +24,7 @@ from .service import (
     StillCreated,
     TurnFinished,
     TurnSaved,
+    fetchable_turns,
     summarize_step,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "TurnFinished",
     "TurnSaved",
     "answer_text",
+    "fetchable_turns",
     "slug_problem",
     "summarize_step",
 ]

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..fences import code_fence
 from ..ids import ulid
+from ..wording import counted
 from .catalogue import DOCS, _memory, _short
 from .response import stackspot_error, validation_error
 
@@ -80,7 +81,7 @@ def _explainer(prompt: str) -> str:
     lines = prompt.count("\n") + 1
     return (
         "## What this does\n\n"
-        f"The input has {lines} line(s). Read top to bottom:\n\n"
+        f"The input has {counted(lines, 'line')}. Read top to bottom:\n\n"
         + code_fence(prompt)
         + "\n\n- It runs without touching the network or the file system.\n"
         "- Each name says what it holds; nothing is hidden in globals.\n\n"

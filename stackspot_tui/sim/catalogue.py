@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..fences import code_fence
+from ..wording import counted
 
 DOCS = "https://docs.stackspot.com/en/ai"
 
@@ -220,7 +221,7 @@ def _names(text: str) -> list[str]:
 def _review(text: str) -> str:
     return (
         "## Review\n\n"
-        f"- The snippet has {_lines(text)} line(s); the names read clearly.\n"
+        f"- The snippet has {counted(_lines(text), 'line')}; the names read clearly.\n"
         "- Add type hints and a docstring so callers know what to pass.\n"
         "- Cover the edge cases (empty input, `None`) with a test.\n\n"
         "### Suggested version\n\n" + code_fence(text, "python") + "\n"
@@ -232,7 +233,7 @@ def _explain(text: str) -> str:
     defines = f"It defines {', '.join(f'`{n}`' for n in names)}." if names else "It defines no function or class."
     return (
         "## Explanation\n\n"
-        f"The input ({_lines(text)} line(s)) reads top to bottom:\n\n" + code_fence(text, "python") + "\n\n"
+        f"The input ({counted(_lines(text), 'line')}) reads top to bottom:\n\n" + code_fence(text, "python") + "\n\n"
         f"{defines} Nothing here touches the network or the file system.\n"
     )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..atomicfile import sync_all
+from ..wording import counted
 from . import schema
 from .errors import HistoryAccessError, HistoryCorruptError, HistoryError, HistoryVersionError
 from .models import Conversation, Turn, now_iso
@@ -194,8 +195,8 @@ def _salvage(store: HistoryStore, path: Path, table: str, check: RecordCheck, re
     if why is None and not bad:
         return {}
     why = why or str(next(p for p in problems.values() if p))
-    dropped = f", {len(bad)} bad record(s) stay only there" if bad else ""
-    kept = f"; {len(good)} good record(s) kept{dropped}"
+    dropped = f", {counted(len(bad), 'bad record')} stay only there" if bad else ""
+    kept = f"; {counted(len(good), 'good record')} kept{dropped}"
     _set_aside(store, path, why, report, kept)
     if good or table == TURNS_TABLE:  # a page below next_seq must exist, even empty
         write_json_atomic(path, {table: good})
@@ -385,7 +386,7 @@ def _reconcile_one(
         for name, value in counters.items():
             setattr(conversation, name, value)
         record = store._write_record(conversation)
-        report.actions.append(f"recounted conversation {conv_id}: {counters['turn_count']} turn(s)")
+        report.actions.append(f"recounted conversation {conv_id}: {counted(counters['turn_count'], 'turn')}")
     agreement.compare(record, turns)
 
 
@@ -414,5 +415,5 @@ def _rebuild_record(
     counters = store._counters(turns, hints.get("next_seq", 0))
     conversation = Conversation.from_dict({**rebuilt, **kept, **counters, "id": conv_id})
     record = store._write_record(conversation)
-    report.actions.append(f"rebuilt the record of conversation {conv_id} from its {len(turns)} turn(s)")
+    report.actions.append(f"rebuilt the record of conversation {conv_id} from its {counted(len(turns), 'turn')}")
     return record

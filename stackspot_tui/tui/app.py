@@ -104,6 +104,14 @@ class StackSpotApp(App[int]):
                 self.exit(return_code=1, message=f"stackspot-tui: error: {exc}")
                 self.input_ready()
                 return
+        if self._conversation_id is None and self._slug is None and self._agent_id is None:
+            # Quit while a turn ran ("finish it later"): this start opens it, and fetches its answer.
+            try:
+                left_running = self.backend.fetchable_turns()
+            except HistoryError:  # said once, by the background re-attach below
+                left_running = []
+            if left_running:
+                self._conversation_id = left_running[-1][0].id
         agent_id = self._agent_id
         slug = None if agent_id else (self._slug or self.settings.slug)
         try:
@@ -248,7 +256,7 @@ class StackSpotApp(App[int]):
     async def action_quit(self) -> None:
         chat = self.chat
         if chat is not None and chat.running and not isinstance(self.screen, QuitScreen):
-            self.push_screen(QuitScreen(agent=chat.agent_id is not None), self._quit_choice)
+            self.push_screen(QuitScreen(agent=chat.agent_id is not None, demo=self.demo), self._quit_choice)
             return
         self.exit()
 

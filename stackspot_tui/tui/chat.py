@@ -33,6 +33,7 @@ from ..engine import (
 )
 from ..progress import ProgressLine, progress_lines, seconds, status_label, stored_agent_lines, stored_step_lines
 from ..textsafe import visible
+from ..wording import counted
 from .screens import Pick, QuitScreen
 from .stream import StreamingAnswer
 from .widgets import (
@@ -208,8 +209,7 @@ class ChatScreen(Screen):
         self._reattach_next()
 
     def _earlier_text(self, count: int) -> Text:
-        turns = "1 earlier turn" if count == 1 else f"{count} earlier turns"
-        return Text(f"{turns} not shown · {self.key('load_earlier')} loads them", style="dim")
+        return Text(f"{counted(count, 'earlier turn')} not shown · {self.key('load_earlier')} loads them", style="dim")
 
     def _scroll_to_seq(self, seq: int) -> None:
         for view in self.transcript.query(MessageView):

@@ -19,6 +19,7 @@ from textual.worker import get_current_worker
 from ..engine import Backend, Conversation, ExportWriteError, SearchHit
 from ..textsafe import visible
 from ..timefmt import relative
+from ..wording import counted
 from .screens import ConfirmScreen, TextPrompt
 
 SEARCH_MIN_CHARS = 3
@@ -85,14 +86,16 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
         self.results.clear_options()
         self.results.add_options([Option(self._line(c), id=f"{c.id}:") for c in matching])
         total = self.backend.count_conversations(archived=archived)
-        kind = "archived conversations" if archived else "conversations"
+        kind = "archived conversation" if archived else "conversation"
         shown = ""
         if len(matching) == SHOWN_CONVERSATIONS:
             count = self.backend.count_conversations(archived=archived, matching=needle) if needle else total
             if count > SHOWN_CONVERSATIONS:
                 shown = f" · the newest {SHOWN_CONVERSATIONS} of {count:,} shown, type to narrow"
         self.query_one("#heading", Static).update(
-            Text(f"{total:,} {kind}{shown} · Enter opens · export as {self.export_format} (ctrl+x, ctrl+f changes)")
+            Text(
+                f"{counted(total, kind)}{shown} · Enter opens · export as {self.export_format} (ctrl+x, ctrl+f changes)"
+            )
         )
         if len(needle) >= SEARCH_MIN_CHARS:
             self._search(value, archived)
@@ -132,7 +135,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
             (c.id, "bold"),
             "  ",
             (f"{relative(c.updated_at):>10}", "dim"),
-            f"  {c.turn_count:>4} turns  ",
+            f"  {counted(c.turn_count, 'turn'):>10}  ",
             (f"{visible(c.slug):<18}", "cyan"),
             "  ",
             visible(c.title or "(untitled)"),
@@ -210,7 +213,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
                 self.notify(f"Deleted {conversation.id}")
                 self.refresh_list()
 
-        question = f"Delete conversation {conversation.id} “{conversation.title}” ({conversation.turn_count} turns)?"
+        question = f"Delete conversation {conversation.id} “{conversation.title}” ({counted(conversation.turn_count, 'turn')})?"
         self.app.push_screen(ConfirmScreen(question), answered)
 
     def action_export(self) -> None:

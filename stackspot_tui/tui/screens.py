@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 from ..config import ENV_VARS
 from ..engine import slug_problem
 from ..textsafe import one_line, visible
+from ..wording import counted
 
 
 class FirstRunScreen(Screen[str]):
@@ -123,9 +124,10 @@ class QuitScreen(ModalScreen[bool]):
     """
     BINDINGS = [Binding("escape", "keep_watching", "Keep watching", id="quit_keep_watching")]
 
-    def __init__(self, *, agent: bool = False) -> None:
+    def __init__(self, *, agent: bool = False, demo: bool = False) -> None:
         super().__init__()
         self.agent = agent
+        self.demo = demo
 
     def compose(self) -> ComposeResult:
         if self.agent:
@@ -137,6 +139,12 @@ class QuitScreen(ModalScreen[bool]):
                 "you open stackspot-tui (or run `stackspot-tui resume`). Nothing is sent twice."
             )
             quit_label, stay_label = "Quit, finish it later", "Keep watching (esc)"
+            if self.demo:
+                text = (
+                    "A turn is still running in the demo's simulator.\n\nThe simulator stops with the app: "
+                    "quit now and this turn's answer is lost (with StackSpot it would be fetched next time)."
+                )
+                quit_label = "Quit anyway"
         with Vertical():
             yield Static(Text(text))
             with Horizontal():
@@ -234,7 +242,7 @@ class TargetPicker(ModalScreen[Pick | None]):
             known[agent_id] = name or known.get(agent_id, "")
         self.agents = list(known.items())
         if failure is None:
-            self.listing = f"{len(listed)} agent(s) listed by StackSpot"
+            self.listing = f"{counted(len(listed), 'agent')} listed by StackSpot"
         else:
             self.listing = f"agent list unavailable ({one_line(failure, 90)}): type an agent id above"
         self.query_one("#agents-status", Static).update(Text(self.listing))
