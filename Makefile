@@ -28,9 +28,7 @@ TEST_ENV := PYTHONDONTWRITEBYTECODE=
 # processes the tests start included (coverage's subprocess patch, pyproject.toml).
 test: $(STAMP)
 	@rm -f .coverage .coverage.*
-	$(TEST_ENV) $(BIN)/coverage run -m pytest -q -n 2 --dist loadgroup
-	@$(BIN)/coverage combine -q
-	$(BIN)/coverage report
+	$(TEST_ENV) $(BIN)/python -m pytest -q -n 2 --dist loadgroup --cov --cov-report=term-missing:skip-covered
 
 # Unit tests only: no app (Pilot) tests, no real processes.
 test-fast: $(STAMP)
