@@ -59,8 +59,8 @@ async def main(kind: str) -> None:
 
     original_flush = StreamingAnswer._flush
 
-    async def timed_flush(self, markdown) -> None:  # type: ignore[no-untyped-def]
-        await original_flush(self, markdown)
+    async def timed_flush(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        await original_flush(self, *args, **kwargs)
         renders.append((time.perf_counter(), len(self.rendered)))
 
     StreamingAnswer._flush = timed_flush  # type: ignore[method-assign]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import time
 
 from rich.text import Text
@@ -12,37 +14,119 @@ from textual.widgets import Markdown, Static
 from ..textsafe import visible
 from .widgets import MessageView, plain_markdown_parser
 
-RENDER_INTERVAL = 0.03  # seconds between two appends to the Markdown widget, at least
-MAX_RENDER_INTERVAL = 0.25  # and at most
+#: finished top-level blocks the growing Markdown widget holds before they are frozen into a
+#: widget of their own: an append then lays out a handful of blocks, not the whole answer
+FREEZE_BLOCKS = 8
+
+# The start of a flag's tag sequence (🏴 + tags + cancel tag) not yet closed: `visible` shows
+# stray tag characters, so an unfinished flag waits for the piece that closes it.
+_OPEN_FLAG = re.compile("\U0001f3f4[\U000e0061-\U000e007a]{0,6}$")
+# A link reference definition ("[id]: url") applies to the whole answer, across frozen parts.
+_REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:", re.MULTILINE)
+_parser = plain_markdown_parser()
+
+
+def freeze_point(source: str, blocks: int) -> int:
+    """Where ``source`` can be cut so that its head holds at least ``blocks`` finished top-level
+    Markdown blocks and renders alone as it does inside the whole; 0 when it cannot yet.
+
+    A cut sits at the start of a top-level block whose first line is complete: Markdown reads
+    line by line, so no later text can pull that line back into the block before it (a line
+    still arriving can: "2" may become "2." and continue a list above it)."""
+    lines = source.split("\n")
+    if len(lines) <= blocks:
+        return 0
+    starts = sorted({token.map[0] for token in _parser.parse(source) if token.level == 0 and token.map})
+    complete = [start for start in starts if start < len(lines) - 1]  # its first line has ended
+    if len(complete) <= blocks:
+        return 0
+    return sum(len(line) + 1 for line in lines[: complete[-1]])
+
+
+def _markdown(text: str = "", classes: str = "body") -> Markdown:
+    return Markdown(text, classes=classes, parser_factory=plain_markdown_parser)
+
+
+class FrozenMarkdown(Markdown):
+    """A finished part of a streaming answer. Its height is pinned once drawn: the growing answer
+    changes the height of everything around it on every append, and a Markdown of automatic
+    height would be measured again (every block of it arranged) each time."""
+
+    def __init__(self, markdown: str) -> None:
+        super().__init__(markdown, classes="body frozen", parser_factory=plain_markdown_parser)
+        self._pinned_width: int | None = None
+        self._own_margin: int | None = None  # the bottom margin of its last block, as styled
+
+    def on_resize(self) -> None:
+        if self._pinned_width is not None and self.size.width != self._pinned_width:
+            self._unpin()  # a new width wraps the lines anew
+        self.call_after_refresh(self._pin)
+
+    def _unpin(self) -> None:
+        self._pinned_width = None
+        self.styles.height = "auto"
+
+    def _pin(self) -> None:
+        if self._pinned_width is None and self.size.width:
+            self._pinned_width = self.size.width
+            self.styles.height = self.outer_size.height
+
+    def meet(self, below: Markdown) -> None:
+        """Space ``below`` from this part as their blocks would be spaced within one widget:
+        there two neighbouring blocks share their margins (the larger counts), here they would
+        add up. The last block here keeps of its bottom margin what the first one below lacks."""
+        if not self.children or not below.children:
+            return
+        last = self.children[-1]
+        top, right, bottom, left = last.styles.margin
+        if self._own_margin is None:
+            self._own_margin = bottom
+        wanted = max(0, self._own_margin - below.children[0].styles.margin.top)
+        if wanted != bottom:
+            last.styles.margin = (top, right, wanted, left)
+            self._unpin()
+            self.call_after_refresh(self._pin)
 
 
 class StreamingAnswer(MessageView):
     """The assistant's message of a turn whose answer is arriving.
 
     ``feed`` is synchronous and cheap (the engine calls it once per piece): pieces queue up and
-    one task appends whatever queued since its last pass to the Markdown widget, whose
-    ``append`` re-parses only the last block, at most every ``RENDER_INTERVAL``. A burst of
-    pieces thus costs one render, and the event loop stays free for keys.
+    one task appends whatever queued since its last pass to the growing Markdown widget, whose
+    ``append`` re-parses only the last block, at most every ``render_interval``: a burst of
+    pieces costs one render. Once that widget holds ``FREEZE_BLOCKS`` finished blocks they move
+    into a `FrozenMarkdown` that never changes again, so an append costs the same at the end of
+    a long answer as at its start, and the event loop stays free for keys.
     """
 
     DEFAULT_CSS = """
     StreamingAnswer .who.streaming { color: $text-muted; }
     """
+    render_interval = 0.03  # seconds between two appends, at least
+    max_render_interval = 0.25  # and at most, when the loop comes back late
 
     def __init__(self, *, note: str = "streaming…", seq: int | None = None) -> None:
         super().__init__("assistant", "", note=note, markdown=True, seq=seq)
         self._queued: list[str] = []
         self._arrived = asyncio.Event()
+        self._ended = asyncio.Event()
         self._render_task: asyncio.Task[None] | None = None
         self._finished = False
-        self.rendered = ""  # what the Markdown widget holds (tests and benchmarks read it)
+        self._live = _markdown()  # the widget appends go to
+        self._live_source = ""  # what it holds
+        self._frozen: FrozenMarkdown | None = None  # the last part frozen, right above it
+        self.rendered = ""  # what the Markdown widgets hold, in order (tests and benchmarks read it)
 
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble("StackSpot", (f"  {visible(self.note)}", "dim")), classes="who streaming")
-        yield Markdown("", classes="body", parser_factory=plain_markdown_parser)
+        yield self._live
 
     def on_mount(self) -> None:
         self._render_task = asyncio.create_task(self._render_loop())
+
+    def on_unmount(self) -> None:
+        if self._render_task is not None:
+            self._render_task.cancel()
 
     def feed(self, piece: str) -> None:
         """Queue more of the answer."""
@@ -52,42 +136,99 @@ class StreamingAnswer(MessageView):
         self._queued.append(piece)
         self._arrived.set()
 
-    async def _render_loop(self) -> None:
-        markdown = self.query_one(Markdown)
-        try:
-            interval = RENDER_INTERVAL
-            while True:
-                await self._arrived.wait()
-                self._arrived.clear()
-                await self._flush(markdown)
-                # Each append reflows and repaints the transcript. At most ~30 a second whatever
-                # the word rate, and fewer when the loop is slow to come back (a busy machine, a
-                # long transcript): the repaints then never crowd out keys.
-                started = time.perf_counter()
-                await asyncio.sleep(interval)
-                late = time.perf_counter() - started - interval
-                interval = min(MAX_RENDER_INTERVAL, max(RENDER_INTERVAL, 3 * late))
-        except asyncio.CancelledError:
-            if self.is_attached:  # whatever arrived last is shown too
-                await self._flush(markdown)
+    @property
+    def drawn(self) -> bool:
+        """Everything fed is on screen and the answer is finished."""
+        return self._render_task is not None and self._render_task.done()
 
-    async def _flush(self, markdown: Markdown) -> None:
-        if not self._queued:
-            return
-        fragment = visible("".join(self._queued))
+    @property
+    def sources(self) -> list[str]:
+        """The Markdown source of each widget the answer is shown in, top to bottom."""
+        return [markdown.source for markdown in self.query_children(Markdown)]
+
+    async def _render_loop(self) -> None:
+        interval = self.render_interval
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            last = self._finished
+            if self.is_attached:
+                await self._flush(last=last)
+            if last:
+                return
+            # Each append reflows and repaints the transcript. At most ~30 a second whatever the
+            # word rate, and fewer when the loop is slow to come back (a busy machine): the
+            # repaints then never crowd out keys. The end of the stream cuts the wait short.
+            started = time.perf_counter()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), interval)
+            late = time.perf_counter() - started - interval
+            interval = min(self.max_render_interval, max(self.render_interval, 3 * late))
+
+    async def _flush(self, *, last: bool = False) -> None:
+        pending = "".join(self._queued)
         self._queued.clear()
-        try:
-            await asyncio.shield(markdown.append(fragment))  # a cancel lets this append finish
-        finally:
+        flag = None if last else _OPEN_FLAG.search(pending)
+        if flag is not None:
+            pending, held = pending[: flag.start()], pending[flag.start() :]
+            self._queued.append(held)
+        if pending:
+            fragment = visible(pending)
+            self._live_source += fragment
             self.rendered += fragment
+            try:
+                await self._live.append(fragment)
+            except Exception:  # Textual's in-place update tripped on this input: parse the growing part afresh
+                await self._swap("", self._live_source)
+            if self._frozen is not None:
+                self._frozen.meet(self._live)  # its first block may have changed (an underline came)
+        if last:
+            await self._settle()
+            return
+        cut = freeze_point(self._live_source, FREEZE_BLOCKS)
+        if cut:
+            await self._swap(self._live_source[:cut], self._live_source[cut:])
+
+    async def _swap(self, head: str, tail: str) -> None:
+        """Replace the growing widget by a frozen one showing ``head`` (if any) and a new growing
+        one showing ``tail``, both parsed afresh, in one frame."""
+        old = self._live
+        # Empty, then appended to: a Markdown made with text loses all but the last line of its
+        # last block on its first append.
+        live = _markdown()
+        frozen = FrozenMarkdown(head) if head else None
+        with self.app.batch_update():
+            await self.mount_all([frozen, live] if frozen else [live], before=old)
+            await live.append(tail)
+            await old.remove()
+            if frozen is not None:
+                if self._frozen is not None:
+                    self._frozen.meet(frozen)
+                self._frozen = frozen
+            if self._frozen is not None:
+                self._frozen.meet(live)
+        self._live, self._live_source = live, tail
+
+    async def _settle(self) -> None:
+        """The answer is whole: show it as a fresh parse would. An append can leave a block that
+        a later line turned into nothing (a "[id]: url" definition); a definition applies to
+        links in the frozen parts too, and then the whole answer is parsed again."""
+        if self._frozen is not None and _REFERENCE.search(self.rendered):
+            whole = _markdown(self.rendered)
+            parts = list(self.query_children(Markdown))
+            with self.app.batch_update():
+                await self.mount(whole, before=parts[0])
+                await self.remove_children(parts)
+            self._live, self._live_source, self._frozen = whole, self.rendered, None
+        else:
+            await self._swap("", self._live_source)
 
     def finish(self, note: str) -> None:
-        """The stream is over: the last pieces are still drawn (the render task flushes when
-        cancelled), and the header shows the turn's status."""
+        """The stream is over: the last pieces are still drawn (the render task's last pass),
+        and the header shows the turn's status."""
         self._finished = True
-        if self._render_task is not None:
-            self._render_task.cancel()
-            self._render_task = None
+        self._ended.set()
+        self._arrived.set()
         self.note = note
         header = self.query_one(".who", Static)
         header.update(Text.assemble("StackSpot", (f"  {visible(note)}", "dim")))

@@ -1,0 +1,149 @@
+"""A streamed answer ends up on screen exactly as the whole answer renders, whatever the pieces.
+
+The streaming widget appends to Markdown in place and freezes finished blocks into widgets of
+their own; these tests stream answers full of Markdown's special cases in pieces of several
+sizes and compare the screen, line by line, with the answer rendered whole (as history shows it).
+"""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from textual.app import App, ComposeResult
+from textual.containers import VerticalScroll
+
+from stackspot_tui.textsafe import visible
+from stackspot_tui.tui import stream
+from stackspot_tui.tui.stream import _REFERENCE, StreamingAnswer, freeze_point
+from stackspot_tui.tui.widgets import MessageView, plain_markdown_parser
+
+# Blocks that change meaning as later lines arrive, or that Textual renders in odd ways.
+BLOCKS = [
+    "# Heading {n}",
+    "## Sub heading {n}\nSetext\n===",
+    "Para {n} with **bold**, `code` and [bold]not markup[/bold] shown as text.",
+    "Line one {n}\nline two, a soft break",
+    "- a {n}\n- b\n  continued\n- c",
+    "1. one {n}\n2. two\n\n3. three",
+    "2. a list starting at two {n}",
+    "> quote {n}\nlazy continuation",
+    "```python\nx = {n}\n\n\ny = 2\n```",
+    "    indented code {n}",
+    "| a | b |\n|---|---|\n| {n} | 2 |",
+    "---",
+    "Text then\n---",
+    "* star {n}\n\n* loose",
+    "<div>html {n} shown as text</div>",
+    "Escapes \\*{n}\\* & < > \" ' \\[x]",
+    "Emoji 🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f flag {n}, bidi \u202e kept visible",
+    "- [ ] task {n}\n- [x] done",
+    "Para\n1. interrupts {n}",
+    "Para {n}\n2. does not interrupt",
+    "Use [x][y] {n} and <b>tags</b>",
+]
+DEFINITION = "[y]: https://example.com/y"
+
+
+def document(seed: int, blocks: int = len(BLOCKS), *, definition: bool = False) -> str:
+    """Every kind of block once (more at random past that), in an order and with separators
+    drawn from ``seed``."""
+    rng = random.Random(seed)
+    kinds = rng.sample(BLOCKS, len(BLOCKS)) + [rng.choice(BLOCKS) for _ in range(blocks - len(BLOCKS))]
+    parts = [kind.format(n=i) for i, kind in enumerate(kinds[:blocks])]
+    if definition:
+        parts.insert(blocks // 2, DEFINITION)
+    text = parts[0]
+    for part in parts[1:]:
+        text += rng.choice(["\n\n", "\n", "\n\n\n"]) + part
+    return text + rng.choice(["", "\n"])
+
+
+def block_tokens(text: str) -> list[tuple]:
+    return [
+        (t.type, t.tag, t.level, t.hidden, t.info, t.content if t.type == "inline" else "")
+        for t in plain_markdown_parser().parse(text)
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 10_000), at=st.floats(0, 1), blocks=st.integers(1, 4))
+def test_a_freeze_point_never_cuts_where_later_text_changes_the_blocks(seed, at, blocks):
+    whole = document(seed, 12)
+    arrived = whole[: int(len(whole) * at)]
+    cut = freeze_point(arrived, blocks)
+    if not cut:
+        return
+    assert arrived[cut - 1] == "\n"
+    head, tail = whole[:cut], whole[cut:]
+    assert len([t for t in plain_markdown_parser().parse(head) if t.level == 0 and t.nesting >= 0]) >= blocks
+    # Whatever came after, the two halves parse to the blocks the whole answer has.
+    assert block_tokens(head) + block_tokens(tail) == block_tokens(whole)
+
+
+class Transcript(App):
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll()
+
+
+def screen_lines(app: App, widget) -> list[str]:
+    strips = app.screen._compositor.render_strips()
+    region = widget.region
+    return [strip.text[region.x : region.right].rstrip() for strip in strips[region.y : region.bottom]]
+
+
+async def render(text: str, pieces: tuple[int, ...], monkeypatch) -> tuple[list[str], list[list[str]], list]:
+    """In one app: the screen lines of ``text`` rendered whole (as history shows it), then for
+    each piece size the lines of it streamed, with the source of each Markdown widget it ends
+    in and the most widgets it was shown in along the way."""
+    monkeypatch.setattr(StreamingAnswer, "render_interval", 0.0)  # a render pass per pause
+    monkeypatch.setattr(StreamingAnswer, "max_render_interval", 0.0)
+    monkeypatch.setattr(stream, "FREEZE_BLOCKS", 3)  # more parts, more seams between them
+    app = Transcript()
+    async with app.run_test(size=(80, 120)) as pilot:
+        transcript = app.query_one(VerticalScroll)
+        view = MessageView("assistant", text, note="COMPLETED", markdown=True)
+        await transcript.mount(view)
+        await pilot.pause()
+        whole = screen_lines(app, view)
+        await view.remove()
+        streamed, facts = [], []
+        for piece in pieces:
+            answer = StreamingAnswer(note="COMPLETED")
+            await transcript.mount(answer)
+            most_parts = 0
+            for at in range(0, len(text), piece):
+                answer.feed(text[at : at + piece])
+                if at // 50 != (at + piece) // 50:  # a render pass takes whatever queued since the last
+                    await pilot.pause()
+                    most_parts = max(most_parts, len(answer.sources))
+            answer.finish("COMPLETED")
+            while not answer.drawn:
+                await pilot.pause()
+            await pilot.pause()
+            assert answer.rendered == visible(text)
+            streamed.append(screen_lines(app, answer))
+            facts.append((answer.sources, most_parts))
+            await answer.remove()
+        return whole, streamed, facts
+
+
+async def test_a_streamed_answer_shows_as_the_whole_answer_does(monkeypatch):
+    text = document(7)
+    whole, streamed, facts = await render(text, (3, 29), monkeypatch)
+    for lines, (sources, most_parts) in zip(streamed, facts, strict=True):
+        assert "".join(sources) == visible(text)
+        assert most_parts >= 4, "finished blocks were frozen along the way"
+        assert lines == whole
+    shown = "\n".join(whole)
+    assert "[bold]not markup[/bold]" in shown and "shown as text</div>" in shown
+    assert "<b>tags</b>" in shown and "‹U+202E›" in shown and "\u202e" not in shown
+
+
+async def test_a_link_definition_applies_across_the_frozen_parts(monkeypatch):
+    text = document(3, definition=True) + "\n\nLast: [x][y]"
+    assert _REFERENCE.search(text)
+    whole, [lines], [(sources, most_parts)] = await render(text, (17,), monkeypatch)
+    assert lines == whole and "".join(sources) == visible(text) and most_parts >= 4
+    assert "Last: x" in "\n".join(lines)  # a link, as in the whole answer
