@@ -24,6 +24,11 @@ async def seed(service, slug: str, prompts: list[str]) -> str:
     return conversation.id
 
 
+def listed(screen: ConversationsScreen) -> list[str]:
+    """The conversation ids the list shows, top to bottom."""
+    return [screen.results.get_option_at_index(i).id.split(":")[0] for i in range(screen.results.option_count)]
+
+
 async def test_open_a_past_conversation_and_continue_it(service, tmp_path):
     old = await seed(service, "code-review", ["the zebra parser"])
     conversation_id = service.store.get_conversation(old).conversation_id
@@ -83,25 +88,64 @@ async def test_rename_archive_delete_persist_across_restarts(service, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("ctrl+l")
         screen = app.screen
-        order = [screen.results.get_option_at_index(i).id.split(":")[0] for i in range(screen.results.option_count)]
+        order = listed(screen)
         screen.results.highlighted = order.index(keep)
         await pilot.press("ctrl+r")
         assert isinstance(app.screen, TextPrompt)
         app.screen.query_one("Input").value = "Renamed one"
         await pilot.press("enter")
+        await until(pilot, lambda: "Renamed one" in str(screen.results.get_option_at_index(order.index(keep)).prompt))
         screen.results.highlighted = order.index(keep)
         await pilot.press("ctrl+a")  # archive
-        assert screen.results.option_count == 1
+        await until(pilot, lambda: screen.results.option_count == 1)
         screen.results.highlighted = 0
         await pilot.press("ctrl+d")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-        assert screen.results.option_count == 0
+        await until(pilot, lambda: screen.results.option_count == 0)
     reopened = HistoryStore(service.store.root)
     archived = reopened.list_conversations(archived=True)
     assert [(c.id, c.title) for c in archived] == [(keep, "Renamed one")]
     assert reopened.list_conversations() == []
     assert drop not in [c.id for c in reopened.list_conversations(archived=None)]
+
+
+async def test_a_slow_delete_leaves_the_app_responsive_and_a_failed_one_says_why(service, tmp_path, monkeypatch):
+    """History writes run off the UI thread: a delete waiting on another process's lock does not
+    freeze typing, and a write that fails is a notification, not a crash."""
+    import threading
+
+    from stackspot_tui.store import HistoryError
+
+    conv = await seed(service, "echo", ["slow to delete"])
+    other = await seed(service, "echo", ["cannot be deleted"])
+    store_delete = service.store.delete_conversation
+    may_go_on = threading.Event()
+
+    def held_delete(conv_id):
+        if conv_id == other:
+            raise HistoryError("the history is locked by another stackspot-tui (waited 5 s)")
+        if not may_go_on.wait(5):  # on the UI thread this wait would block the typing below
+            raise HistoryError("never released")
+        store_delete(conv_id)
+
+    monkeypatch.setattr(service.store, "delete_conversation", held_delete)
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+l")
+        screen = app.screen
+        screen.results.highlighted = listed(screen).index(conv)
+        await pilot.press("ctrl+d", "y")
+        await pilot.press("s", "l", "o")  # the delete is still waiting: typing goes on
+        assert screen.query_one("#search").value == "slo" and not may_go_on.is_set()
+        may_go_on.set()
+        await until(pilot, lambda: conv not in [c.id for c in service.store.list_conversations()])
+        screen.query_one("#search").value = ""
+        await until(pilot, lambda: screen.results.option_count == 1)
+        screen.results.highlighted = 0
+        await pilot.press("ctrl+d", "y")
+        await until(pilot, lambda: any("locked by another" in str(n.message) for n in app._notifications))
+        assert isinstance(app.screen, ConversationsScreen) and screen.results.option_count == 1
 
 
 async def test_delete_a_single_turn(service, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.text import Text
@@ -16,7 +17,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from ..engine import Backend, Conversation, ExportWriteError, SearchHit
+from ..engine import Backend, Conversation, ExportWriteError, HistoryError, SearchHit
 from ..textsafe import visible
 from ..timefmt import relative
 from ..wording import counted
@@ -186,17 +187,15 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
 
         def renamed(title: str | None) -> None:
             if title:
-                self.backend.rename(conversation.id, title)
-                self.refresh_list()
+                self._change(lambda: self.backend.rename(conversation.id, title), None)
 
         self.app.push_screen(TextPrompt(f"New title for {conversation.id}", conversation.title), renamed)
 
     def action_toggle_archive(self) -> None:
         conversation = self._selected()
         if conversation is not None:
-            self.backend.set_archived(conversation.id, not conversation.archived)
-            self.notify(f"{'Unarchived' if conversation.archived else 'Archived'} {conversation.id}")
-            self.refresh_list()
+            done = f"{'Unarchived' if conversation.archived else 'Archived'} {conversation.id}"
+            self._change(lambda: self.backend.set_archived(conversation.id, not conversation.archived), done)
 
     def action_toggle_archived_view(self) -> None:
         self.show_archived = not self.show_archived
@@ -209,9 +208,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.backend.delete_conversation(conversation.id)
-                self.notify(f"Deleted {conversation.id}")
-                self.refresh_list()
+                self._change(lambda: self.backend.delete_conversation(conversation.id), f"Deleted {conversation.id}")
 
         question = f"Delete conversation {conversation.id} “{conversation.title}” ({counted(conversation.turn_count, 'turn')})?"
         self.app.push_screen(ConfirmScreen(question), answered)
@@ -220,12 +217,28 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
         conversation = self._selected()
         if conversation is None:
             return
+        fmt, directory = self.export_format, self.export_dir
+        self._change(lambda: f"Exported to {self.backend.export(conversation.id, fmt, directory)}", None, refresh=False)
+
+    @work(thread=True, group="history-change", exit_on_error=False)
+    def _change(self, change: Callable[[], object], done: str | None, *, refresh: bool = True) -> None:
+        """A history write off the UI thread: a delete removes files and an export writes one, and
+        either may wait for another process's lock. Says what happened, then shows the new list.
+
+        `done` None: the change's own result is the message (a str), or there is none."""
         try:
-            path = self.backend.export(conversation.id, self.export_format, self.export_dir)
-        except ExportWriteError as exc:
-            self.notify(str(exc), severity="error")
+            result = change()
+        except (HistoryError, ExportWriteError) as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
-        self.notify(f"Exported to {path}")
+        message = done if done is not None else result if isinstance(result, str) else None
+        self.app.call_from_thread(self._changed, message, refresh)
+
+    def _changed(self, message: str | None, refresh: bool) -> None:
+        if message:
+            self.notify(message)
+        if refresh and self.is_attached:
+            self.refresh_list()
 
     def action_cycle_format(self) -> None:
         formats = self.export_formats
