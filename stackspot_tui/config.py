@@ -40,6 +40,7 @@ class Settings:
     agent_api_url: str = DEFAULT_AGENT_API_URL  # agent chat
     agent_tools_url: str = DEFAULT_AGENT_TOOLS_URL  # agent listing (optional service)
     data_dir: Path | None = None  # None: the platform's user data dir
+    export_dir: Path | None = None  # where the app offers to write exports; None: the documents folder
     proxy: str | None = None
     slug: str | None = None  # default quick command for the TUI
     poll_initial: float = 0.5  # first poll after create, seconds
@@ -63,6 +64,11 @@ class Settings:
         return self.data_dir or Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
     @property
+    def export_directory(self) -> Path:
+        """The app's default place for exports: ``export_dir``, else the platform's documents folder."""
+        return self.export_dir or Path(platformdirs.user_documents_dir())
+
+    @property
     def has_credentials(self) -> bool:
         return bool(self.client_id and self.client_secret)
 
@@ -77,6 +83,7 @@ ENV_VARS = {
     "agent_api_url": "STACKSPOT_AGENT_API_URL",
     "agent_tools_url": "STACKSPOT_AGENT_TOOLS_URL",
     "data_dir": "STACKSPOT_TUI_DATA_DIR",
+    "export_dir": "STACKSPOT_TUI_EXPORT_DIR",
     "proxy": "STACKSPOT_TUI_PROXY",
     "slug": "STACKSPOT_TUI_SLUG",
 }
@@ -92,6 +99,7 @@ _FILE_KEYS = {
     "agent_api_url",
     "agent_tools_url",
     "data_dir",
+    "export_dir",
     "proxy",
     "slug",
     "poll_initial",
@@ -120,7 +128,7 @@ def default_config_path(env: Mapping[str, str] | None = None) -> Path:
 def _coerce(name: str, value: Any, origin: str) -> Any:
     kind = _FIELD_TYPES[name]
     try:
-        if name == "data_dir":
+        if name in ("data_dir", "export_dir"):
             return Path(str(value)).expanduser()
         if "float" in str(kind):
             number = float(value)

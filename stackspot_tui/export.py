@@ -323,19 +323,21 @@ def chunks(fmt: str, conversation: Conversation, turns: Iterable[Turn]) -> Itera
     return FORMATS[fmt].chunks(conversation, turns)
 
 
-def write_into(directory: Path, stem: str, fmt: str, text: str | Iterable[str]) -> Path:
-    """Write `stem.fmt` into the directory, never over an existing file (`stem-1.fmt`, …)."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportWriteError(f"cannot create {directory}: {exc.strerror}") from None
+def free_path(directory: Path, stem: str, fmt: str) -> Path:
+    """`stem.fmt` in the directory, or the first of `stem-1.fmt`, `stem-2.fmt`… not taken yet."""
     path = directory / f"{stem}.{fmt}"
     counter = 1
     while path.exists():
         path = directory / f"{stem}-{counter}.{fmt}"
         counter += 1
-    write_new_file(path, text, force=False)
     return path
+
+
+def make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportWriteError(f"cannot create {directory}: {exc.strerror}") from None
 
 
 def write_new_file(path: Path, text: str | Iterable[str], *, force: bool = False, durable: bool = True) -> None:

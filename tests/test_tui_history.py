@@ -159,19 +159,29 @@ async def test_delete_a_single_turn(service, tmp_path):
     assert [t.prompt for t in service.store.turns(conv)] == ["two"]
 
 
-async def test_export_from_the_list_and_the_palette(service, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+async def test_export_from_the_list_and_the_palette(service, tmp_path):
+    from dataclasses import replace
+
+    from stackspot_tui.config import Settings
+    from stackspot_tui.tui.screens import ExportScreen
+
     conv = await seed(service, "echo", ["<script>alert(1)</script>"])
-    app = make_app(service, tmp_path, conversation_id=conv)
+    settings = replace(Settings(data_dir=tmp_path), export_dir=tmp_path)
+    app = make_app(service, tmp_path, conversation_id=conv, settings=settings)
     async with app.run_test(size=(120, 40)) as pilot:
         app.chat.export_current("html")
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen))
+        await pilot.press("enter")  # the offered place: export_dir/<id>.html
+        await until(pilot, lambda: (tmp_path / f"{conv}.html").exists())
         await pilot.press("ctrl+l")
         await pilot.press("ctrl+f")  # md -> json
         app.screen.results.highlighted = 0
         await pilot.press("ctrl+x")
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen))
+        await pilot.press("enter")
+        await until(pilot, lambda: (tmp_path / f"{conv}.json").exists())
     html = (tmp_path / f"{conv}.html").read_text()
     assert "&lt;script&gt;" in html and "<script>" not in html
-    assert (tmp_path / f"{conv}.html").exists() and (tmp_path / f"{conv}.json").exists()
 
 
 async def test_ctrl_e_loads_earlier_turns_in_order(service, tmp_path, monkeypatch):

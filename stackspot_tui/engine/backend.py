@@ -107,12 +107,17 @@ class Backend:
     def export_formats(self) -> list[export.ExportFormat]:
         return list(export.FORMATS.values())
 
-    def export(self, conv_id: str, fmt: str, directory: Path) -> Path:
-        """Write a conversation into the directory, never over an existing file; the path written.
+    def export_path(self, conv_id: str, fmt: str, directory: Path) -> Path:
+        """Where `export_to` would write in that directory: a name no file has yet."""
+        return export.free_path(directory, conv_id, fmt)
 
-        Raises ExportWriteError with a one-line reason."""
+    def export_to(self, conv_id: str, fmt: str, path: Path) -> Path:
+        """Write a conversation to exactly this file (its directory is made), never over one that
+        exists, as its turns are read; the path written. Raises ExportWriteError with a one-line reason."""
+        export.make_directory(path.parent)
         pieces = export.chunks(fmt, self.conversation(conv_id), self._store.iter_turns(conv_id))
-        return export.write_into(directory, conv_id, fmt, pieces)
+        export.write_new_file(path, pieces, force=False)
+        return path
 
     # -- quick commands ---------------------------------------------------------------------
 

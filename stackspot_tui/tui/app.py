@@ -196,7 +196,7 @@ class StackSpotApp(App[int]):
         for fmt in chat.backend.export_formats:
             yield SystemCommand(
                 f"Export conversation as {fmt.title}",
-                f"Write ./<id>.{fmt.name}",
+                f"Asks where to write it (default: {self.settings.export_directory})",
                 lambda name=fmt.name: chat.export_current(name),
             )
         yield SystemCommand("Keys", f"Show every key ({key('help')})", self.action_help)

@@ -20,7 +20,6 @@ from ..engine import (
     Conversation,
     Event,
     ExecutionStarted,
-    ExportWriteError,
     FirstToken,
     HistoryError,
     Progressed,
@@ -619,7 +618,7 @@ class ChatScreen(Screen):
     def action_conversations(self) -> None:
         from .history import ConversationsScreen
 
-        self.app.push_screen(ConversationsScreen(self.backend, Path.cwd()), self._conversation_chosen)
+        self.app.push_screen(ConversationsScreen(self.backend, self._export_directory()), self._conversation_chosen)
 
     def _conversation_chosen(self, choice: tuple[str, int | None] | None) -> None:
         if choice is not None:
@@ -632,15 +631,16 @@ class ChatScreen(Screen):
                 self.action_new_conversation()
 
     def export_current(self, fmt: str) -> None:
+        from .history import ask_and_export
+
         if self.conversation is None:
             self.notify("Nothing to export yet.", severity="warning")
             return
-        try:
-            path = self.backend.export(self.conversation.id, fmt, Path.cwd())
-        except ExportWriteError as exc:  # unwritable directory: say so, keep the app
-            self.notify(str(exc), severity="error")
-            return
-        self.notify(f"Exported to {path}")
+        ask_and_export(self, self.backend, self.conversation.id, fmt, self._export_directory())
+
+    def _export_directory(self) -> Path:
+        settings = getattr(self.app, "settings", None)
+        return settings.export_directory if settings is not None else Path.cwd()
 
     # -- copy ------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -21,7 +21,7 @@ from ..engine import Backend, Conversation, ExportWriteError, HistoryError, Sear
 from ..textsafe import visible
 from ..timefmt import relative
 from ..wording import counted
-from .screens import ConfirmScreen, TextPrompt
+from .screens import ConfirmScreen, ExportScreen, TextPrompt
 
 SEARCH_MIN_CHARS = 3
 SEARCH_DEBOUNCE_SECONDS = 0.25
@@ -215,32 +215,49 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
 
     def action_export(self) -> None:
         conversation = self._selected()
-        if conversation is None:
-            return
-        fmt, directory = self.export_format, self.export_dir
-        self._change(lambda: f"Exported to {self.backend.export(conversation.id, fmt, directory)}", None, refresh=False)
+        if conversation is not None:
+            ask_and_export(self, self.backend, conversation.id, self.export_format, self.export_dir)
 
     @work(thread=True, group="history-change", exit_on_error=False)
-    def _change(self, change: Callable[[], object], done: str | None, *, refresh: bool = True) -> None:
-        """A history write off the UI thread: a delete removes files and an export writes one, and
-        either may wait for another process's lock. Says what happened, then shows the new list.
-
-        `done` None: the change's own result is the message (a str), or there is none."""
+    def _change(self, change: Callable[[], object], done: str | None) -> None:
+        """A history write off the UI thread: a delete removes files, and any write may wait for
+        another process's lock. Says what happened (``done``), then shows the new list."""
         try:
-            result = change()
-        except (HistoryError, ExportWriteError) as exc:
+            change()
+        except HistoryError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
-        message = done if done is not None else result if isinstance(result, str) else None
-        self.app.call_from_thread(self._changed, message, refresh)
+        self.app.call_from_thread(self._changed, done)
 
-    def _changed(self, message: str | None, refresh: bool) -> None:
+    def _changed(self, message: str | None) -> None:
         if message:
             self.notify(message)
-        if refresh and self.is_attached:
+        if self.is_attached:
             self.refresh_list()
 
     def action_cycle_format(self) -> None:
         formats = self.export_formats
         self.export_format = formats[(formats.index(self.export_format) + 1) % len(formats)]
         self.refresh_list()
+
+
+def ask_and_export(screen: Screen, backend: Backend, conv_id: str, fmt: str, directory: Path) -> None:
+    """Ask where (the first free name in ``directory`` is offered), write there, say the full path."""
+    title = next((known.title for known in backend.export_formats if known.name == fmt), fmt)
+
+    def write(path: Path) -> None:
+        # Off the UI thread: the file is written as the turns are read, maybe after waiting for
+        # another process's lock.
+        try:
+            written = backend.export_to(conv_id, fmt, path)
+        except (HistoryError, ExportWriteError) as exc:  # unwritable place: say so, keep the app
+            screen.app.call_from_thread(screen.notify, str(exc), severity="error")
+            return
+        screen.app.call_from_thread(screen.notify, f"Exported to {written}")
+
+    def chosen(path: Path | None) -> None:
+        if path is not None:
+            screen.run_worker(lambda: write(path), thread=True, group="export", exit_on_error=False)
+
+    suggested = backend.export_path(conv_id, fmt, directory)
+    screen.app.push_screen(ExportScreen(f"{conv_id} as {title}", suggested), chosen)

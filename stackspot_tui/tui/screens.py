@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
@@ -375,6 +376,54 @@ class TextPrompt(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ExportScreen(ModalScreen[Path | None]):
+    """Where to write an export: the suggested file (in the configured folder) is there to edit.
+
+    Dismisses with the file to write: ``~`` expanded, a relative path taken from the current
+    directory, a folder completed with the suggested name. An existing file is refused here.
+    """
+
+    DEFAULT_CSS = """
+    ExportScreen { align: center middle; }
+    ExportScreen > Vertical { width: 90; max-width: 100%; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    ExportScreen #problem { color: $error; height: auto; }
+    ExportScreen .hint { color: $text-muted; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="export_cancel")]
+
+    def __init__(self, what: str, suggested: Path) -> None:
+        super().__init__()
+        self.what = what
+        self.suggested = suggested
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(f"Export {visible(self.what)} to:", style="bold"))
+            yield Input(value=str(self.suggested), id="path")
+            yield Static(Text("Enter writes it (never over an existing file) · Esc cancels"), classes="hint")
+            yield Static("", id="problem")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        typed = event.value.strip()
+        if not typed:
+            return
+        path = Path(typed).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        if path.is_dir():
+            path = path / self.suggested.name
+        if path.exists():
+            self.query_one("#problem", Static).update(Text(f"{path} exists: choose another name."))
+            return
+        self.dismiss(path)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,0 +1,305 @@
+"""Pilot tests: the chat tells the truth and keeps the user's place.
+
+Quitting mid-run, turns left running, labels, focus after dialogs, keys named as bound, the
+picker's typing, help, exports, answers shown as written, counts, resize and the spinner.
+Executions run on the app tests' fake time, held by the test to keep a turn running; the
+spinner reads a fake clock.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from test_tui import creates, log_text, make_app, make_service, messages, send, until
+
+from stackspot_tui.config import Settings
+from stackspot_tui.tui.chat import ChatScreen
+from stackspot_tui.tui.history import ConversationsScreen
+from stackspot_tui.tui.screens import ConfirmScreen, ExportScreen, HelpScreen, QuitScreen, TargetPicker
+from stackspot_tui.tui.widgets import ProgressLog, PromptInput, RunStatus
+
+
+def screen_lines(app) -> list[str]:
+    """The screen as lines of text (from the SVG screenshot: what a person would read)."""
+    svg = app.export_screenshot()
+    lines: dict[int, list[str]] = {}
+    for match in re.finditer(r'<text [^>]*clip-path="url\(#terminal-\d+-line-(\d+)\)"[^>]*>(.*?)</text>', svg, re.S):
+        lines.setdefault(int(match.group(1)), []).append(html.unescape(match.group(2)).replace("\xa0", " "))
+    return ["".join(parts) for _, parts in sorted(lines.items())]
+
+
+async def start_turn(pilot, app, text: str) -> None:
+    app.screen.query_one(PromptInput).load_text(text)
+    await pilot.press("enter")
+    await until(pilot, lambda: "started execution" in log_text(app))
+
+
+async def test_quitting_mid_run_asks_and_leaves_the_turn_to_fetch_next_time(tmp_path):
+    service = make_service(tmp_path)
+    service.time.hold(after=1)  # one poll, then the turn waits for the test
+    app = make_app(service, tmp_path, demo=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start_turn(pilot, app, "finish it later")
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, QuitScreen) and "fetched the next time" in str(
+            app.screen.query_one("Static").render()
+        )
+        await pilot.press("escape")  # keep watching
+        assert isinstance(app.screen, ChatScreen) and app.chat.running and app.is_running
+        assert app.focused is app.screen.query_one(PromptInput)
+        await pilot.press("ctrl+q")
+        await pilot.press("enter")  # the default: quit, finish it later
+        await until(pilot, lambda: not app.is_running)
+    [turn] = service.store.turns(service.store.list_conversations()[0].id)
+    assert turn.execution_id and turn.resumes_by_itself and turn.status in ("CREATED", "RUNNING")
+    service.time.release()
+    again = make_app(service, tmp_path, slug=None, demo=False)  # a plain start opens it and fetches it
+    async with again.run_test(size=(100, 30)) as pilot:
+        # the placeholder goes once the answer is in (a removal lands a message later)
+        await until(pilot, lambda: messages(again, "assistant") and not messages(again, "status"))
+        assert not again.chat.running and not messages(again, "error")
+        assert "finish it later" in messages(again, "assistant")[-1].text
+    assert len(creates(service)) == 1
+
+
+async def test_a_turn_left_running_shows_a_placeholder_then_its_answer(tmp_path):
+    service = make_service(tmp_path)
+    conversation = service.new_conversation("code-review")
+    turn = service.store.add_turn(conversation.id, "left running", "left running")
+    execution_id = await service.client.create_execution("code-review", "left running")
+    service.store.update_turn(conversation.id, turn.seq, execution_id=execution_id, status="CREATED")
+    service.time.hold()  # the re-attached turn waits for the test
+    app = make_app(service, tmp_path, conversation_id=conversation.id)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.chat.running)
+        [status] = messages(app, "status")
+        assert status.who == "Running" and "Fetching the answer" in status.text  # not "Error CREATED"
+        service.time.release()
+        await until(pilot, lambda: messages(app, "assistant") and not messages(app, "status"))
+        assert not app.chat.running and not messages(app, "error")  # replaced, not left above
+        assert [m.text for m in messages(app, "user")] == ["left running"]
+    assert len(creates(service)) == 1  # nothing re-sent
+    assert service.store.get_turn(conversation.id, turn.seq).status == "COMPLETED"
+
+
+async def test_a_crash_before_the_execution_id_reads_may_have_been_sent(tmp_path):
+    service = make_service(tmp_path)
+    conversation = service.new_conversation("echo")
+    service.store.add_turn(conversation.id, "sent or not?", "sent or not?")  # the app died right here
+    app = make_app(service, tmp_path, conversation_id=conversation.id)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        [status] = messages(app, "status")
+        assert status.who == "May have been sent" and "may then run it twice" in status.text
+        assert "may have been sent" in log_text(app)
+        status.focus()
+        await pilot.press("r")  # send it again: asks first
+        assert isinstance(app.screen, ConfirmScreen) and "may run it twice" in app.screen.question
+        await pilot.press("y")
+        await until(pilot, lambda: messages(app, "assistant") and not app.chat.running)
+        assert app.focused is app.screen.query_one(PromptInput)
+    assert [t.prompt for t in service.store.turns(conversation.id)] == ["sent or not?", "sent or not?"]
+
+
+async def test_focus_returns_to_the_prompt_after_a_dialog_and_stray_keys_reach_it(service, tmp_path):
+    app = make_app(service, tmp_path, slug="echo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "one")
+        await send(pilot, app, "two")
+        prompt = app.screen.query_one(PromptInput)
+        messages(app, "user")[0].focus()
+        await pilot.press("delete")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: [m.text for m in messages(app, "user")] == ["two"])
+        await pilot.pause()
+        assert app.focused is prompt
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert app.focused is prompt
+        messages(app, "assistant")[0].focus()
+        await pilot.press(*"hello")  # not a key of the message: typed into the prompt
+        assert prompt.text == "hello" and app.focused is prompt
+
+
+async def test_the_focused_message_stands_out(service, tmp_path):
+    app = make_app(service, tmp_path, slug="echo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "look at me")
+        user, answer = messages(app, "user")[0], messages(app, "assistant")[0]
+        unfocused = answer.styles.background
+        answer.focus()
+        await pilot.pause()
+        assert answer.has_focus and answer.styles.background != unfocused
+        assert answer.styles.background != user.styles.background
+
+
+async def test_ctrl_e_works_from_the_prompt_and_hints_name_the_bound_key(tmp_path):
+    service = make_service(tmp_path)
+    conversation = service.new_conversation("echo")
+    for n in range(23):
+        turn = service.store.add_turn(conversation.id, f"turn {n}", f"turn {n}")
+        service.store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=f"answer {n}")
+    settings = replace(Settings(data_dir=tmp_path), keymap={"load_earlier": "ctrl+y"})
+    app = make_app(service, tmp_path, conversation_id=conversation.id, settings=settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        earlier = str(app.screen.query_one("#earlier").render())
+        assert "3 earlier turns not shown · ctrl+y loads them" in earlier
+        assert app.focused is app.screen.query_one(PromptInput)
+        await pilot.press("ctrl+y")
+        assert len(messages(app, "user")) == 23 and not app.screen.query("#earlier")
+    default = make_app(service, tmp_path, conversation_id=conversation.id)
+    async with default.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+e")  # the prompt's own ctrl+e (end of line) does not swallow it
+        assert len(messages(default, "user")) == 23
+
+
+async def test_typing_in_the_picker_always_filters(service, tmp_path):
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, TargetPicker)
+        await pilot.press(
+            "down", "down"
+        )  # the field holds the current slug, selected  # arrows move through the choices…
+        await pilot.press(*"echo")  # …and typing still filters, and wins
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        assert app.chat.slug == "echo"
+
+
+async def test_a_question_mark_in_the_prompt_is_typed_and_help_opens_elsewhere(service, tmp_path):
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("w", "h", "y", "question_mark")
+        assert app.screen.query_one(PromptInput).text == "why?" and isinstance(app.screen, ChatScreen)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+
+
+async def test_help_is_grouped_by_screen_with_whole_ids_at_80_columns(service, tmp_path):
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        screen = app.screen
+        sections = {row[0] for row in screen.rows}
+        assert {"Prompt", "Chat", "Anywhere"} <= sections and any(s.startswith("Conversation list") for s in sections)
+        assert any(s.startswith("A focused message") for s in sections)
+        ctrl_r = {row[0].split(" (")[0]: row[2] for row in screen.rows if row[1] == "ctrl+r"}
+        assert ctrl_r == {"Chat": "Copy answer", "Conversation list": "Rename"}  # one key, two screens, apart
+        shown = set()
+        for _ in range(12):  # page through the help: every id appears whole on some line
+            shown |= {word for line in screen_lines(app) for word in re.findall(r"[\w.:+-]+", line)}
+            await pilot.press("pagedown")
+        for *_, binding_id in screen.rows:
+            assert binding_id.strip("()") in shown, binding_id
+
+
+async def test_export_asks_where_and_says_the_full_path(service, tmp_path):
+    exports = tmp_path / "exports"
+    settings = replace(Settings(data_dir=tmp_path), export_dir=exports)
+    app = make_app(service, tmp_path, slug="echo", settings=settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "<b>bold?</b>")
+        conv = app.chat.conversation.id
+        app.chat.export_current("md")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        field = app.screen.query_one("Input")
+        assert field.value == str(exports / f"{conv}.md")  # the configured folder, a free name
+        await pilot.press("enter")
+        await until(pilot, lambda: any(str(exports / f"{conv}.md") in n.message for n in app._notifications))
+        app.chat.export_current("md")
+        await pilot.pause()
+        assert app.screen.query_one("Input").value == str(exports / f"{conv}-1.md")  # never over the first
+        app.screen.query_one("Input").value = str(exports / f"{conv}.md")
+        await pilot.press("enter")  # taken: refused, the dialog stays
+        assert isinstance(app.screen, ExportScreen) and "exists" in str(app.screen.query_one("#problem").render())
+        (tmp_path / "a-file").write_text("")
+        app.screen.query_one("Input").value = str(tmp_path / "a-file" / "inside.md")
+        await pilot.press("enter")  # cannot be written: said in one line, the app goes on
+        await until(pilot, lambda: any("cannot create" in n.message for n in app._notifications))
+        app.chat.export_current("md")
+        await pilot.pause()
+        app.screen.query_one("Input").value = str(tmp_path / "elsewhere" / "mine.html")
+        await pilot.press("enter")
+        await until(pilot, lambda: (tmp_path / "elsewhere" / "mine.html").exists())
+        await pilot.press("ctrl+l")
+        assert isinstance(app.screen, ConversationsScreen)
+        app.screen.results.highlighted = 0
+        await pilot.press("ctrl+x")
+        assert isinstance(app.screen, ExportScreen)
+        await pilot.press("escape")  # cancelled: nothing written
+        assert isinstance(app.screen, ConversationsScreen)
+    assert sorted(p.name for p in exports.iterdir()) == [f"{conv}.md"]
+
+
+def test_the_default_export_folder_is_the_documents_folder(tmp_path):
+    import platformdirs
+
+    assert Settings().export_directory == Path(platformdirs.user_documents_dir())
+    assert Settings(export_dir=tmp_path).export_directory == tmp_path
+
+
+async def test_html_in_an_answer_is_shown_as_written(service, tmp_path):
+    app = make_app(service, tmp_path, slug="echo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "<script>alert(1)</script> done")
+        await pilot.pause()
+        shown = [line for line in screen_lines(app) if "<script>alert(1)</script> done" in line]
+    assert len(shown) == 3  # the title in the top bar, the prompt and the answer: tags and all
+
+
+async def test_counts_read_right(service, tmp_path):
+    app = make_app(service, tmp_path, slug="echo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "only one")
+        await pilot.press("ctrl+l")
+        screen = app.screen
+        heading = str(screen.query_one("#heading").render())
+        assert heading.startswith("1 conversation ·")
+        assert " 1 turn " in str(screen.results.get_option_at_index(0).prompt)
+
+
+async def test_the_progress_log_rewraps_and_keeps_following_on_resize(service, tmp_path):
+    app = make_app(service, tmp_path, slug="echo")
+    async with app.run_test(size=(160, 40)) as pilot:
+        for n in range(6):
+            await send(pilot, app, f"a prompt long enough to make its progress lines wrap somewhere {n}")
+        log = app.screen.query_one(ProgressLog)
+        await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y  # following the end
+        await pilot.resize_terminal(90, 24)
+        await pilot.pause()
+        await pilot.pause()
+        width = log.scrollable_content_region.width
+        assert max(len(line) for line in log.lines) <= width  # re-wrapped: nothing hidden to the right
+        assert log.max_scroll_x == 0
+        assert log.scroll_y == log.max_scroll_y  # still following
+        await send(pilot, app, "and one more")
+        await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y  # new lines still pull it along
+
+
+async def test_a_spinner_and_the_elapsed_time_tick_while_a_turn_runs(tmp_path):
+    service = make_service(tmp_path)
+    service.time.hold(after=1)
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        status = app.screen.query_one(RunStatus)
+        now = [500.0]
+        status.clock = lambda: now[0]
+        await start_turn(pilot, app, "take your time")
+        first = str(status.render())
+        now[0] += 12.3
+        status.tick()
+        later = str(status.render())
+        assert later[0] != first[0]  # the spinner moved
+        assert "12." in later and "esc stops watching" in later
+        service.time.release()
+        await until(pilot, lambda: not app.chat.running)
+        assert str(status.render()) == "Execution progress"  # idle again
