@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -72,3 +73,9 @@ def run_cli(
 
 def last_json_line(output: bytes) -> dict:
     return json.loads(output.decode().strip().splitlines()[-1])
+
+
+def sigint_as_in_a_shell() -> None:
+    """Popen preexec_fn: Ctrl-C reaches the child as from an interactive shell. A suite started in
+    the background (a non-interactive shell's '&') passes SIGINT on ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

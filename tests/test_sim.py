@@ -12,6 +12,7 @@ import textwrap
 
 import httpx
 import pytest
+from helpers import sigint_as_in_a_shell
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -652,8 +653,7 @@ def test_serve_forever_prints_one_line_and_exits_cleanly(signum):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # as from an interactive shell: a suite started in the background inherits SIGINT ignored
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=sigint_as_in_a_shell,
     )
     try:
         line = process.stdout.readline()

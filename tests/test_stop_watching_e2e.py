@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from helpers import last_json_line, program, run_cli, start_simulator
+from helpers import last_json_line, program, run_cli, sigint_as_in_a_shell, start_simulator
 from ptyapp import PtyApp
 
 from stackspot_tui.store import HistoryStore
@@ -92,7 +92,11 @@ def test_ctrl_c_on_run_leaves_the_execution_to_resume(sim, tmp_path):
     env = fast_env(sim, tmp_path)
     slug = "delay-2600"
     child = subprocess.Popen(
-        [*program(), "run", slug, "stop me"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*program(), "run", slug, "stop me"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=sigint_as_in_a_shell,
     )
     wait_until(lambda: (t := only_turn(tmp_path)) is not None and t.execution_id is not None, "the execution id")
     child.send_signal(signal.SIGINT)
