@@ -67,6 +67,8 @@ class PtyApp:
                 raise AssertionError(f"timed out waiting for {what}; screen tail: {self.text()[-600:]!r}")
             if self.process.poll() is not None:
                 self.read(0)
+                if condition():
+                    return
                 raise AssertionError(
                     f"the app exited ({self.process.returncode}) waiting for {what}: {self.text()[-600:]!r}"
                 )

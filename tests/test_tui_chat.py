@@ -299,7 +299,7 @@ async def test_a_spinner_and_the_elapsed_time_tick_while_a_turn_runs(tmp_path):
         status.tick()
         later = str(status.render())
         assert later[0] != first[0]  # the spinner moved
-        assert "12." in later and "esc stops watching" in later
+        assert "12." in later and "esc: stop" in later
         service.time.release()
         await until(pilot, lambda: not app.chat.running)
         assert str(status.render()) == "Execution progress"  # idle again

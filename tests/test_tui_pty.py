@@ -61,6 +61,19 @@ def test_a_burst_at_the_first_frame_is_not_lost(app, tmp_path):
     assert [t.prompt for t in stored(tmp_path)] == ["typed at once", "and again"]
 
 
+def test_a_burst_typed_while_the_app_starts_is_sent_as_typed(app, tmp_path):
+    # Before the app has put the terminal in raw mode: the terminal's line editor holds it, and
+    # turns the Enter into a line feed (read as Ctrl+J once raw mode begins).
+    app.write(b"typed before the first frame\r")
+    app.write(b"and a draft")
+    app.wait_for(all_answered(tmp_path, 1), "the turn answered")
+    assert [t.prompt for t in stored(tmp_path)] == ["typed before the first frame"]
+    app.wait_for_text("and a draft")  # in the prompt, not sent
+    app.write(b"\r")
+    app.wait_for(all_answered(tmp_path, 2), "the second turn answered")
+    assert [t.prompt for t in stored(tmp_path)] == ["typed before the first frame", "and a draft"]
+
+
 def test_editing_keys_in_a_burst_apply_in_order(app, tmp_path):
     app.wait_for_text(BAR)
     # "helo", Backspace, "lo", Left ×2, "X", End, "!" then Enter, all in one read

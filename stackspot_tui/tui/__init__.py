@@ -26,8 +26,15 @@ class AppOptions:
 def run_app(settings: Settings, options: AppOptions, open_backend: BackendFactory) -> int:
     """Run the app in this terminal until it quits; its exit status."""
     import gc
+    import sys
 
     from .app import StackSpotApp
+
+    driver_class = None
+    if sys.platform != "win32":
+        from .typeahead import TypeAheadDriver
+
+        driver_class = TypeAheadDriver
 
     backend = None
     conversation_id = None
@@ -51,6 +58,7 @@ def run_app(settings: Settings, options: AppOptions, open_backend: BackendFactor
         # keep it out of the cyclic GC, whose full passes otherwise stall the UI ~150 ms each.
         # Only in the real program: in tests it would freeze every app the process ever ran.
         on_started=gc.freeze,
+        driver_class=driver_class,
     )
     app.run()
     return app.return_code or 0

@@ -8,6 +8,7 @@ from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.dom import DOMNode
+from textual.driver import Driver
 from textual.screen import Screen
 
 from ..config import ConfigError, Settings
@@ -41,8 +42,9 @@ class StackSpotApp(App[int]):
         agent_id: str | None = None,
         conversation_id: str | None = None,
         on_started: Callable[[], None] | None = None,
+        driver_class: type[Driver] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(driver_class=driver_class)
         self.settings = settings
         self.demo = demo
         self.backend = backend

@@ -489,8 +489,7 @@ class ChatScreen(Screen):
         self._busy = True
         self._stopping = False
         self.prompt.add_class("busy")
-        what = "stops the answer" if self.agent_id else "stops watching"
-        self.run_status.start(status, hint=f"{self.key('cancel')} {what}", elapsed=elapsed)
+        self.run_status.start(status, hint=f"{self.key('cancel')}: stop", elapsed=elapsed)
 
     def _end(self) -> None:
         self._busy = False

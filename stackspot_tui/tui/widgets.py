@@ -231,7 +231,11 @@ def outcome_messages(
 
 def live_message(seq: int, *, reattached: bool = False) -> MessageView:
     """Stands for the answer while a turn runs; replaced by what became of it."""
-    text = "Fetching the answer of an execution left running…" if reattached else "Sent: waiting for StackSpot…"
+    text = (
+        "Fetching the answer of an execution left running…"
+        if reattached
+        else "Sent to StackSpot: the answer appears here when it is ready."
+    )
     return MessageView("status", text, who="Running", seq=seq)
 
 
@@ -378,7 +382,8 @@ class RunStatus(Static):
         if self._percentage is not None:
             line.append(f" {self._percentage * 100:.0f}%")
         line.append(f" · {seconds(self.elapsed)}")
-        if self._hint:
+        room = self.content_region.width or 80
+        if self._hint and line.cell_len + 3 + len(self._hint) <= room:  # the footer names the key too
             line.append(f" · {self._hint}", style="not bold")
         self.update(line)
 
