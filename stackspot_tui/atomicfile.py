@@ -10,17 +10,22 @@ from pathlib import Path
 PRIVATE = 0o600
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE, durable: bool = True) -> None:
-    write_atomic_chunks(path, (data,), mode=mode, durable=durable)
+def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE, durable: bool = True, sync_dir: bool = True) -> None:
+    write_atomic_chunks(path, (data,), mode=mode, durable=durable, sync_dir=sync_dir)
 
 
-def write_atomic_chunks(path: Path, chunks: Iterable[bytes], *, mode: int = PRIVATE, durable: bool = True) -> None:
+def write_atomic_chunks(
+    path: Path, chunks: Iterable[bytes], *, mode: int = PRIVATE, durable: bool = True, sync_dir: bool = True
+) -> None:
     """Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the directory.
 
     `mode` is the new file's permission bits: private (0600) unless asked otherwise, since
     what this program writes (history, exports, config) is the user's own. The temporary name
     is unique per process and thread, so concurrent writers never share one. ``durable=False``
     skips both fsyncs, for a batch of files the caller makes durable at once (`sync_all`).
+    ``sync_dir=False`` skips the directory's: the file's content is durable, its rename is not
+    yet (a power cut leaves the old file or the new one, each whole) until the next fsync of
+    that directory, which makes every earlier rename in it durable too.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -40,7 +45,7 @@ def write_atomic_chunks(path: Path, chunks: Iterable[bytes], *, mode: int = PRIV
         except OSError:
             pass
         raise
-    if durable:
+    if durable and sync_dir:
         fsync_directory(path.parent)
 
 

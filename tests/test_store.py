@@ -258,3 +258,43 @@ def test_every_write_is_fsynced_file_then_directory(tmp_path, monkeypatch):
     synced.clear()
     store.create_conversation("qc")
     assert synced == ["file", "dir"]
+
+
+def test_a_whole_turn_syncs_each_file_and_its_directory_once_per_call(tmp_path, monkeypatch):
+    """Every file is fsynced before its rename; each call that changes the turn's state ends with
+    one fsync of the conversation's directory, covering every rename before it. A progress
+    snapshot's rename waits for the next one (a power cut keeps the previous snapshot, whole)."""
+    import os
+    import stat
+
+    events: list[str] = []
+    rename = os.replace
+    monkeypatch.setattr(
+        "stackspot_tui.store.storage.os.fsync",
+        lambda fd: events.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"),
+    )
+
+    def renaming(source, target):
+        events.append(f"rename {Path(target).name}")
+        rename(source, target)
+
+    monkeypatch.setattr("stackspot_tui.atomicfile.os.replace", renaming)
+    store = HistoryStore(tmp_path)
+    conv_id = store.create_conversation("qc").id
+
+    def call(fn, *args, **kwargs) -> list[str]:
+        events.clear()
+        fn(*args, **kwargs)
+        return list(events)
+
+    page, record = "rename 0000.json", "rename conversation.json"
+    assert call(store.add_turn, conv_id, "q", "q") == ["file", page, "file", record, "dir"]
+    assert call(store.update_turn, conv_id, 0, execution_id="01E", status="CREATED") == [
+        "file",
+        record,
+        "file",
+        page,
+        "dir",
+    ]
+    assert call(store.update_turn, conv_id, 0, status="RUNNING", percentage=0.5) == ["file", page]
+    assert call(store.update_turn, conv_id, 0, status="COMPLETED", result="a") == ["file", page, "file", record, "dir"]

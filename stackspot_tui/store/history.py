@@ -210,9 +210,11 @@ class HistoryStore:
     # -- files -------------------------------------------------------------------------------
 
     @contextmanager
-    def _table(self, path: Path) -> Iterator[Table]:
-        """A page's TinyDB table, its file checked when TinyDB reads it: no write lands in a damaged file."""
-        db = TinyDB(path, storage=CheckedStorage, validate=check_page_file, cache=self._pages)
+    def _table(self, path: Path, *, sync_dir: bool = True) -> Iterator[Table]:
+        """A page's TinyDB table, its file checked when TinyDB reads it: no write lands in a damaged file.
+
+        ``sync_dir=False``: another write in the conversation's directory follows and syncs it."""
+        db = TinyDB(path, storage=CheckedStorage, validate=check_page_file, cache=self._pages, sync_dir=sync_dir)
         try:
             yield db.table(TURNS_TABLE, cache_size=0)
         finally:
@@ -251,13 +253,13 @@ class HistoryStore:
         record: Record = data[INDEX_TABLE][str(doc_id(conv_id))]
         return record
 
-    def _write_record(self, conversation: Conversation) -> Record:
+    def _write_record(self, conversation: Conversation, *, sync_dir: bool = True) -> Record:
         record = conversation.to_dict()
         key = str(doc_id(conversation.id))
         problem = schema.conversation_problem(key, record, conversation.id[0])
         if problem:
             raise ValueError(f"refusing to write a bad conversation record: {problem}")
-        write_json_atomic(self.record_path(conversation.id), {INDEX_TABLE: {key: record}})
+        write_json_atomic(self.record_path(conversation.id), {INDEX_TABLE: {key: record}}, sync_dir=sync_dir)
         return record
 
     # -- the catalog ---------------------------------------------------------------------------
@@ -530,7 +532,7 @@ class HistoryStore:
                 agent_id=conversation.agent_id,
             )
             with self._changing(conv_id) as change:
-                self._write_turn(turn, insert=True)
+                self._write_turn(turn, insert=True, sync_dir=False)  # the record's write syncs the directory
                 conversation.next_seq, conversation.turn_count = seq + 1, conversation.turn_count + 1
                 conversation.updated_at = turn.created_at
                 if not conversation.title:
@@ -539,13 +541,13 @@ class HistoryStore:
                 change.turns.append(turn_text(turn))
             return turn
 
-    def _write_turn(self, turn: Turn, *, insert: bool = False) -> None:
+    def _write_turn(self, turn: Turn, *, insert: bool = False, sync_dir: bool = True) -> None:
         record = turn.to_dict()
         key = str(turn.seq + 1)
         problem = schema.turn_problem(key, record, turn.conversation, turn.seq // PAGE_SIZE)
         if problem:
             raise ValueError(f"refusing to write a bad turn record: {problem}")
-        with self._table(self.page_path(turn.conversation, turn.seq // PAGE_SIZE)) as table:
+        with self._table(self.page_path(turn.conversation, turn.seq // PAGE_SIZE), sync_dir=sync_dir) as table:
             document = Document(record, doc_id=turn.seq + 1)
             table.insert(document) if insert else table.upsert(document)
 
@@ -578,19 +580,22 @@ class HistoryStore:
             ended = turn.is_final and not before.is_final
             text_changed = turn.prompt != before.prompt or turn.result != before.result
             if pending == was_pending and not ended and not text_changed:
-                self._write_turn(turn)  # progress: nothing the catalog holds changes
+                # Progress: nothing the catalog holds changes. Its content is durable, its rename
+                # becomes so with the turn's next write (a power cut keeps the previous snapshot).
+                self._write_turn(turn, sync_dir=False)
                 return turn
+            record_after = (was_pending and not pending) or ended
             with self._changing(conv_id) as change:
                 change.record = self._record(conv_id)
                 if pending and not was_pending:
                     # The record first: a crash after this still re-attaches (readers check the turn itself).
                     conversation.pending = sorted(conversation.pending + [seq])
                     conversation.updated_at = now_iso()
-                    change.record = self._write_record(conversation)
-                self._write_turn(turn)
+                    change.record = self._write_record(conversation, sync_dir=False)
+                self._write_turn(turn, sync_dir=not record_after)  # one directory sync per call, at its end
                 if text_changed:
                     change.turns.append(turn_text(turn))
-                if (was_pending and not pending) or ended:
+                if record_after:
                     conversation.pending = [s for s in conversation.pending if s != seq or pending]
                     conversation.updated_at = now_iso()
                     change.record = self._write_record(conversation)

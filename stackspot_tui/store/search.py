@@ -121,8 +121,10 @@ class Matcher:
     """A query's terms as regular expressions over folded text: confirms, ranks, places snippets."""
 
     def __init__(self, terms: Sequence[Term], text: str = "") -> None:
+        self.terms = list(terms)
         self.patterns = [re.compile(self._pattern(term)) for term in terms]
-        self.whole = " ".join(_WORD.findall(fold(text))) if text else ""
+        words = _WORD.findall(fold(text)) if text and len(terms) > 1 else []
+        self.whole = f" {' '.join(words)} " if words else ""  # the query verbatim, as words
 
     @staticmethod
     def _pattern(term: Term) -> str:
@@ -133,14 +135,25 @@ class Matcher:
         return all(p.search(prompt) or p.search(answer) for p in self.patterns)
 
     def quality(self, prompt: str, answer: str) -> float:
-        """Words in the prompt count twice; repeats count less and less; the whole query verbatim counts extra."""
+        """Words in the prompt count twice; repeats count less and less; the whole query verbatim counts extra.
+
+        The texts are split into words once (as the patterns see words: runs of letters and
+        digits); a whole word is then counted on that list, a prefix or phrase by its pattern."""
+        prompt_words, answer_words = _WORD.findall(prompt), _WORD.findall(answer)
         score = 0.0
-        for pattern in self.patterns:
-            in_prompt, in_answer = len(pattern.findall(prompt)), len(pattern.findall(answer))
+        for term, pattern in zip(self.terms, self.patterns, strict=True):
+            if term.phrase:
+                in_prompt, in_answer = len(pattern.findall(prompt)), len(pattern.findall(answer))
+            elif term.prefix:
+                start = term.words[0]
+                in_prompt = sum(1 for w in prompt_words if w.startswith(start))
+                in_answer = sum(1 for w in answer_words if w.startswith(start))
+            else:
+                in_prompt, in_answer = prompt_words.count(term.words[0]), answer_words.count(term.words[0])
             score += 2 * in_prompt / (in_prompt + 1) + in_answer / (in_answer + 1)
-        if self.whole and len(self.patterns) > 1:
-            score += 1.5 * (self.whole in " ".join(_WORD.findall(prompt))) + 0.75 * (
-                self.whole in " ".join(_WORD.findall(answer))
+        if self.whole:
+            score += 1.5 * (self.whole in f" {' '.join(prompt_words)} ") + 0.75 * (
+                self.whole in f" {' '.join(answer_words)} "
             )
         return score
 
@@ -223,18 +236,29 @@ def _word_search(
         for candidate in scan_dirty(dirty):
             if matcher.matches(fold(candidate[3]), fold(candidate[4])):
                 candidates.append(candidate)
+    scored = sorted(
+        (
+            (
+                matcher.quality(fold(prompt), fold(answer)) * (0.5 + freshness(key, now_micros)),
+                conv_id,
+                seq,
+                prompt,
+                answer,
+            )
+            for key, conv_id, seq, prompt, answer in candidates
+        ),
+        key=lambda item: item[0],
+        reverse=True,
+    )
     ranked = []
-    for key, conv_id, seq, prompt, answer in candidates:
-        folded_prompt, folded_answer = fold(prompt), fold(answer)
-        score = matcher.quality(folded_prompt, folded_answer) * (0.5 + freshness(key, now_micros))
-        field, at = "prompt", matcher.first(folded_prompt)
+    for score, conv_id, seq, prompt, answer in scored[:limit]:  # snippets only for what is shown
+        field, at = "prompt", matcher.first(fold(prompt))
         if at is None:
-            field, at = "result", matcher.first(folded_answer)
+            field, at = "result", matcher.first(fold(answer))
         shown = prompt if field == "prompt" else answer
         start, length = at or (0, 0)
         ranked.append(Found(conv_id, seq, field, snippet(shown, start, length), score, "words"))
-    ranked.sort(key=lambda f: f.score, reverse=True)
-    return ranked[:limit]
+    return ranked
 
 
 def _narrowing(catalog: Catalog, needle: str) -> str | None:

@@ -93,13 +93,13 @@ def make_private_dirs(directory: Path) -> None:
             raise HistoryWriteError(candidate, exc) from None
 
 
-def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True, sync_dir: bool = True) -> None:
     make_private_dirs(path.parent)
     # NaN and Infinity are written as Python's json writes them: a server may send them in a
     # result, and the answer is kept as it came; typed fields are checked finite on read.
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     try:
-        write_atomic(path, payload, durable=durable)
+        write_atomic(path, payload, durable=durable, sync_dir=sync_dir)
     except IsADirectoryError:
         raise HistoryCorruptError(path, "a directory where a file should be") from None
     except OSError as exc:
@@ -158,10 +158,13 @@ class CheckedStorage(Storage):
     every write is whole, atomic and private. With a ``cache``, a file read again unchanged is
     not parsed again (TinyDB gets a copy it may change)."""
 
-    def __init__(self, path: Path, validate: Validator, cache: FileCache | None = None) -> None:
+    def __init__(
+        self, path: Path, validate: Validator, cache: FileCache | None = None, *, sync_dir: bool = True
+    ) -> None:
         self.path = Path(path)
         self._validate = validate
         self._cache = cache
+        self._sync_dir = sync_dir  # False: the caller's next write in this directory syncs it
 
     def read(self) -> dict[str, Any] | None:
         if self._cache is None:
@@ -178,7 +181,7 @@ class CheckedStorage(Storage):
     def write(self, data: dict[str, Any]) -> None:
         if self._cache is not None:
             self._cache.forget(self.path)
-        write_json_atomic(self.path, data)
+        write_json_atomic(self.path, data, sync_dir=self._sync_dir)
         if self._cache is not None:
             self._cache.put(self.path, data)
 
