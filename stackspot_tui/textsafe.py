@@ -24,7 +24,8 @@ _INVISIBLE = re.compile(
 def visible(text: str) -> str:
     """Control characters (ESC included) as their visible pictures (␛, ␇…), invisible ones
     that reorder or hide text as ‹U+202E›: shown, never obeyed."""
-    return _INVISIBLE.sub(_code_point, _CONTROL.sub(_picture, text))
+    text = _CONTROL.sub(_picture, text)
+    return text if text.isascii() else _INVISIBLE.sub(_code_point, text)  # every invisible one is non-ASCII
 
 
 def one_line(text: str, limit: int = 200) -> str:

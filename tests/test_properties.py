@@ -13,6 +13,7 @@ from stackspot_tui import export
 from stackspot_tui.api.models import Execution, result_to_text
 from stackspot_tui.engine.service import _step_summaries
 from stackspot_tui.store import HistoryStore
+from stackspot_tui.store.models import StepSummary, Turn
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
@@ -102,3 +103,38 @@ def test_a_code_fence_holds_any_text_and_gives_it_back(text, info):
 
     assert code_blocks(code_fence(text, info)) == [text.rstrip("\n")]
     assert code_blocks("before\n\n" + code_fence(text, info) + "\n\nafter") == [text.rstrip("\n")]
+
+
+_steps = st.builds(
+    StepSummary,
+    name=st.text(max_size=5),
+    order=st.none() | st.integers(0, 5),
+    sources=st.lists(st.text(max_size=3), max_size=2),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.builds(
+        Turn,
+        conversation=st.just("0000000a"),
+        seq=st.integers(0, 300),
+        prompt=st.text(max_size=20),
+        input_data=json_values,
+        result=json_values,
+        steps=st.lists(_steps, max_size=3),
+        tokens=st.none() | st.dictionaries(st.sampled_from(["input", "output"]), st.integers(0, 9)),
+        sources=st.lists(st.text(max_size=3), max_size=2),
+    )
+)
+def test_a_turns_record_is_what_asdict_gives_and_reads_back_the_same(turn):
+    """The hand-written `Turn.to_dict` (a page rewrite and an export call it for every turn) is
+    `dataclasses.asdict`: same fields in the same order, JSON values copied, not shared."""
+    from dataclasses import asdict
+
+    record = turn.to_dict()
+    assert record == asdict(turn) and list(record) == list(asdict(turn))
+    assert Turn.from_dict(record) == turn
+    if isinstance(turn.result, dict | list):
+        assert record["result"] is not turn.result
+    assert record["steps"] is not turn.steps and record["sources"] is not turn.sources

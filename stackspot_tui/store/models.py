@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -93,17 +94,27 @@ class Turn:
         return self.execution_id is None and self.status in (PENDING, MAYBE_SENT)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What `dataclasses.asdict` gives (fields in order, JSON values copied), without its
+        generic recursion: a page rewrite and an export call this for every turn."""
+        data = {name: getattr(self, name) for name in _TURN_ORDER}
+        data["steps"] = [{name: getattr(step, name) for name in _STEP_ORDER} for step in self.steps]
+        for step in data["steps"]:
+            step["sources"] = list(step["sources"])
+        data["sources"] = list(self.sources)
+        for name in ("input_data", "result", "tokens"):
+            if isinstance(data[name], dict | list):
+                data[name] = copy.deepcopy(data[name])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Turn:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["steps"] = [
-            StepSummary(**{k: v for k, v in s.items() if k in StepSummary.__dataclass_fields__})
+        known = data if data.keys() <= _TURN_FIELDS else {k: v for k, v in data.items() if k in _TURN_FIELDS}
+        steps = [
+            StepSummary(**(s if s.keys() <= _STEP_FIELDS else {k: v for k, v in s.items() if k in _STEP_FIELDS}))
             for s in known.get("steps") or []
             if isinstance(s, dict)
         ]
-        return cls(**known)
+        return cls(**{**known, "steps": steps})
 
 
 @dataclass
@@ -136,3 +147,7 @@ class Conversation:
 
 
 _CONVERSATION_FIELDS = frozenset(Conversation.__dataclass_fields__)
+_TURN_ORDER = tuple(Turn.__dataclass_fields__)
+_TURN_FIELDS = frozenset(_TURN_ORDER)
+_STEP_ORDER = tuple(StepSummary.__dataclass_fields__)
+_STEP_FIELDS = frozenset(_STEP_ORDER)
