@@ -49,8 +49,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
+# Every benchmark, then benchmarks/results.json and docs/performance.md (generated from it).
+# ONLY=history,export measures those parts and keeps the others' stored results.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .coverage .coverage.* htmlcov

@@ -1,6 +1,7 @@
 """Start-up to the first frame (headless and in a real pty), rendering and memory.
 
-Empty history vs 10,000 conversations / 200,000 turns; baseline `python -c "import textual.app"`.
+`stackspot-tui --demo` as a user starts it (no --slug: it opens the latest conversation), on an
+empty history and on the 10k and 100k tiers; baseline `python -c "import textual.app"`.
 
     python benchmarks/bench_app.py [--runs 5] [--json]
 """
@@ -13,7 +14,6 @@ import os
 import pty
 import select
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, build_history, machine
+from common import machine, spread, tier
 
 HERE = Path(__file__).parent
 
@@ -44,7 +44,7 @@ def wall(cmd: list[str], env: dict | None = None, until: str | None = None) -> f
 def pty_first_frame(data_dir: Path, conversation: str | None = None) -> tuple[float, float]:
     """Seconds until the bar is drawn in a real terminal, and the process's peak RSS (MB)."""
     script = Path(sys.executable).parent / "stackspot-tui"
-    args = [str(script), "--demo", "--slug", "code-review"] + (["--conversation", conversation] if conversation else [])
+    args = [str(script), "--demo"] + (["--conversation", conversation] if conversation else [])
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("STACKSPOT")},
         "STACKSPOT_TUI_DATA_DIR": str(data_dir),
@@ -81,53 +81,55 @@ def pty_first_frame(data_dir: Path, conversation: str | None = None) -> tuple[fl
     return elapsed, rss
 
 
-def main(runs: int) -> dict:
-    facts = build_history(DATA / "history")
+def main(runs: int, tiers: list[str]) -> dict:
+    histories = {name: tier(name, notice=lambda text: print(text, file=sys.stderr)) for name in tiers}
     with tempfile.TemporaryDirectory() as tmp:
-        empty, large = Path(tmp) / "empty", Path(tmp) / "large"
-        empty.mkdir()
-        large.mkdir()
-        (large / "demo").symlink_to((DATA / "history").resolve())
-        baseline = statistics.median(wall([sys.executable, "-c", "import textual.app"]) for _ in range(runs))
+        data_dirs = {"empty": (Path(tmp) / "empty", None)}
+        data_dirs["empty"][0].mkdir()
+        for name, (root, facts) in histories.items():
+            data_dir = Path(tmp) / name
+            data_dir.mkdir()
+            (data_dir / "demo").symlink_to(root.resolve())
+            data_dirs[name] = (data_dir, facts)
+        baseline = spread([wall([sys.executable, "-c", "import textual.app"]) for _ in range(runs)])
         probe = [sys.executable, str(HERE / "app_probe.py")]
-        headless = {
-            name: statistics.median(wall(probe + [str(d), conv], until="READY") for _ in range(runs))
-            for name, d, conv in (
-                ("empty", empty, "-"),
-                ("large", large, "-"),
-                ("large + open 1,000-turn conversation", large, facts["big_conversation"]),
-            )
-        }
-        real = {
-            name: [pty_first_frame(d, conv) for _ in range(runs)]
-            for name, d, conv in (("empty", empty, None), ("large", large, None))
-        }
+        headless = {}
+        real = {}
+        for name, (data_dir, _facts) in data_dirs.items():
+            headless[name] = spread([wall(probe + [str(data_dir), "-"], until="READY") for _ in range(runs)])
+            real[name] = [pty_first_frame(data_dir) for _ in range(runs)]
+        large, facts = data_dirs[tiers[0]]
+        big = facts["big_conversation"]
+        headless[f"{tiers[0]} + open 1,000-turn conversation"] = spread(
+            [wall(probe + [str(large), big], until="READY") for _ in range(runs)]
+        )
         extra = (
-            subprocess.run(
-                probe + [str(large), facts["big_conversation"], "--extra"], capture_output=True, text=True, timeout=300
-            )
+            subprocess.run(probe + [str(large), big, "--extra"], capture_output=True, text=True, timeout=300)
             .stdout.strip()
             .splitlines()[-1]
         )
     return {
+        "tiers": tiers,
         "import_textual_s": baseline,
         "headless_first_frame_s": headless,
-        "pty_first_frame_s": {k: statistics.median(v[0] for v in vals) for k, vals in real.items()},
-        "pty_peak_rss_mb": {k: max(v[1] for v in vals) for k, vals in real.items()},
+        "pty_first_frame_s": {k: spread([v[0] for v in vals]) for k, vals in real.items()},
+        "pty_peak_rss_mb": {k: spread([v[1] for v in vals]) for k, vals in real.items()},
         "rendering": json.loads(extra),
     }
 
 
 def print_table(r: dict) -> None:
-    base = r["import_textual_s"]
-    print(f"app start-up and rendering · {machine()}")
+    base = r["import_textual_s"]["median"]
+    print(f"app start-up and rendering (medians) · {machine()}")
     print(f"python -c 'import textual.app': {base:.3f} s")
     for name, value in r["headless_first_frame_s"].items():
-        print(f"first frame, headless, {name:<40} {value:.3f} s (+{value - base:.3f} s over the import)")
+        print(
+            f"first frame, headless, {name:<40} {value['median']:.3f} s (+{value['median'] - base:.3f} s over the import)"
+        )
     for name, value in r["pty_first_frame_s"].items():
         print(
-            f"first frame, real pty, {name:<40} {value:.3f} s (+{value - base:.3f} s); "
-            f"peak RSS {r['pty_peak_rss_mb'][name]:.0f} MB"
+            f"first frame, real pty, {name:<40} {value['median']:.3f} s (+{value['median'] - base:.3f} s); "
+            f"peak RSS {r['pty_peak_rss_mb'][name]['max']:.0f} MB"
         )
     rendering = r["rendering"]
     print(
@@ -136,15 +138,16 @@ def print_table(r: dict) -> None:
         f" {rendering['key_median_ms']:.0f} ms median, {rendering['key_max_ms']:.0f} ms max"
     )
     print(
-        f"1 MB answer mounted and drawn: {rendering['answer_1mb_ms']:.0f} ms;"
-        f" peak RSS (headless, large history, 1,000-turn conversation open): {rendering['peak_rss_mb']:.0f} MB"
+        f"1 MB answer mounted and drawn: {rendering['answer_1mb_ms']:.0f} ms; peak RSS after that work"
+        f" (headless, 1,000-turn conversation open): {rendering['peak_rss_mb']:.0f} MB"
     )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tiers", default="10k,100k", help="histories besides the empty one; the first is opened")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = main(args.runs)
+    result = main(args.runs, args.tiers.split(","))
     print(json.dumps(result)) if args.json else print_table(result)

@@ -1,134 +1,198 @@
-"""History at 10,000 conversations / 200,000 turns: append, open, list, search — vs one TinyDB file.
+"""History at three sizes: whole turns, the first list, search, opening a long conversation.
 
-python benchmarks/bench_history.py [--json]
+    python benchmarks/bench_history.py [--tiers 1k,10k,100k] [--json]
+
+Tiers: 1,000 / 10,000 / 100,000 conversations of 20 turns (20k / 200k / 2M turns, ~1.5 KB
+each), generated once under build/bench-data/. Each figure is min / median / max over its
+runs; in-process figures next to whole `stackspot-tui` processes where a user runs one.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import random
-import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from tinydb import Query, TinyDB
-
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, build_history, build_naive, machine, median_ms
+from common import RARE_WORD, cli, cli_data_dir, cli_env, machine, run_process, spread, tier, timed_ms
 
 from stackspot_tui.store import HistoryStore
+from stackspot_tui.store.models import StepSummary, now_iso
+
+HERE = Path(__file__).parent
+TURN_RUNS = 30
+SEARCH_RUNS = 7
+PROCESS_RUNS = 5
+STEPS = [
+    StepSummary(name=name, order=n, type="LLM") for n, name in enumerate(("fetch", "analyze", "review", "summarize"), 1)
+]
 
 
-def once_ms(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1000
+def whole_turn(store: HistoryStore, conv_id: str, rng: random.Random) -> int:
+    """A quick-command turn's store calls, as the engine makes them: save the prompt, the execution
+    id, three progress snapshots, the result. Returns the turn's seq."""
+    prompt = "benchmark prompt " * 20
+    store.get_conversation(conv_id)
+    turn = store.add_turn(conv_id, prompt, prompt, slug="code-review")
+    store.get_conversation(conv_id)
+    store.update_turn(
+        conv_id,
+        turn.seq,
+        execution_id=f"01J{rng.getrandbits(100):025X}"[:26],
+        status="CREATED",
+        sent_at=now_iso(),
+        conversation_id="01CONV",
+    )
+    for done in (1, 2, 3):
+        steps = [replace(step, done=n < done) for n, step in enumerate(STEPS)]
+        store.get_conversation(conv_id)
+        store.update_turn(
+            conv_id, turn.seq, percentage=done / 4, steps=steps, status="RUNNING", error=None, error_kind=None
+        )
+    store.get_conversation(conv_id)
+    store.update_turn(
+        conv_id,
+        turn.seq,
+        status="COMPLETED",
+        result="## Answer\n\n" + "the answer " * 40,
+        duration=3.0,
+        finished_at=now_iso(),
+        percentage=1.0,
+        steps=[replace(step, done=True) for step in STEPS],
+        error=None,
+        error_kind=None,
+    )
+    store.get_conversation(conv_id)
+    return turn.seq
 
 
-def main() -> list[dict]:
-    source = DATA / "history"
-    facts = build_history(source)
-    build_naive(DATA / "naive.json", source)
-    work = Path(tempfile.mkdtemp(prefix="bench-history-"))
+def whole_turns(root: Path, *, fsync: bool = True) -> dict:
+    """Whole turns appended to existing conversations picked at random; removed again afterwards
+    (the cached history keeps its turns, though the conversations' seqs move on). ``fsync=False``
+    skips every fsync: what the code itself costs, apart from the disk."""
+    store = HistoryStore(root)
+    rng = random.Random(7)
+    ids = sorted(os.listdir(root / "conversations"))
+    appended: list[tuple[str, int]] = []
+    times = []
+    real_fsync = os.fsync
     try:
-        root = work / "history"
-        shutil.copytree(source, root)  # appends must not grow the cached copy
-        store = HistoryStore(root)
-        rng = random.Random(3)
-        conversations = store.list_conversations()
-        targets = [rng.choice(conversations).id for _ in range(30)]
-        appends = iter(targets)
-        results = [
-            {
-                "name": "append a turn (10k conv / 200k turns)",
-                "target_ms": 20,
-                "ms": median_ms(lambda: store.add_turn(next(appends), "benchmark prompt " * 20, "x"), runs=30),
-            },
-        ]
-        empty = HistoryStore(work / "empty")
-        conv = empty.create_conversation("qc")
-        results.append(
-            {
-                "name": "append a turn (empty history)",
-                "target_ms": 20,
-                "ms": median_ms(lambda: empty.add_turn(conv.id, "benchmark prompt " * 20, "x"), runs=30),
-            }
-        )
-        big = facts["big_conversation"]
-        results.append(
-            {
-                "name": "open a 1,000-turn conversation (all turns)",
-                "target_ms": 100,
-                "ms": median_ms(lambda: store.turns(big)),
-            }
-        )
-        results.append(
-            {
-                "name": "open it as the app does (last 20 turns)",
-                "target_ms": 100,
-                "ms": median_ms(lambda: store.turns(big, start=980)),
-            }
-        )
-        results.append(
-            {
-                "name": "list 10,000 conversations (first call)",
-                "target_ms": 50,
-                "ms": median_ms(lambda: HistoryStore(root).list_conversations()),
-            }
-        )
-        results.append(
-            {"name": "list 10,000 conversations", "target_ms": 50, "ms": median_ms(lambda: store.list_conversations())}
-        )
-        results.append(
-            {
-                "name": "search a rare word (scans everything)",
-                "target_ms": 500,
-                "ms": median_ms(lambda: store.search("xylophone"), runs=3),
-            }
-        )
-        results.append(
-            {
-                "name": "search a common word (first 50 hits)",
-                "target_ms": 500,
-                "ms": median_ms(lambda: store.search("parser"), runs=3),
-            }
-        )
-
-        naive_path = work / "naive.json"
-        shutil.copy(DATA / "naive.json", naive_path)
-        db = TinyDB(naive_path)
-        turns_table, conversations_table = db.table("turns"), db.table("conversations")
-        Turn = Query()
-        naive = {
-            "append a turn (10k conv / 200k turns)": once_ms(
-                lambda: turns_table.insert({"conversation": big, "prompt": "x"})
-            ),
-            "open a 1,000-turn conversation (all turns)": once_ms(lambda: turns_table.search(Turn.conversation == big)),
-            "list 10,000 conversations": once_ms(lambda: conversations_table.all()),
-            "search a rare word (scans everything)": once_ms(
-                lambda: [t for t in turns_table.all() if "xylophone" in json.dumps(t.get("result")).lower()]
-            ),
-        }
-        db.close()
-        for row in results:
-            if row["name"] in naive:
-                row["naive_ms"] = naive[row["name"]]
-        return results
+        if not fsync:
+            os.fsync = lambda fd: None
+        for _ in range(TURN_RUNS):
+            conv_id = rng.choice(ids)
+            start = time.perf_counter()
+            appended.append((conv_id, whole_turn(store, conv_id, rng)))
+            times.append((time.perf_counter() - start) * 1000)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        os.fsync = real_fsync
+        for conv_id, seq in appended:
+            store.delete_turn(conv_id, seq)
+    return spread(times)
+
+
+def durable_write_ms(directory: Path, runs: int = 30) -> dict:
+    """The disk's part: one durable atomic write of a 30 KB page (write, fsync, rename, fsync the
+    directory), as the store makes them."""
+    from stackspot_tui.atomicfile import write_atomic
+
+    directory.mkdir(parents=True, exist_ok=True)
+    return timed_ms(lambda: write_atomic(directory / "page.json", b"x" * 30_000), runs)
+
+
+def searches(store: HistoryStore, facts: dict) -> dict:
+    """In-process, on an open store: each query kind the search box and `search` take."""
+    rare = store.get_turn(facts["rare_word_conversation"], 0)
+    words = rare.prompt.split()
+    phrase = f'"{words[3]} {words[4]} {words[5]}"'
+    queries = {
+        "word, rare (1 turn holds it)": (RARE_WORD, False),
+        "word, common (most turns hold it)": ("parser", False),
+        "two words": ("parser cache", False),
+        "prefix, as typed in the app": (RARE_WORD[:6], True),
+        "prefix, common": ("pars*", False),
+        "phrase": (phrase, False),
+        "substring, rare (no word holds it)": (RARE_WORD[1:8], False),
+        "substring, common": ("arse", False),
+    }
+    out = {}
+    for name, (text, typing) in queries.items():
+        hits = store.search(text, limit=50, prefix_last=typing)
+        assert hits, (name, text)
+        out[name] = {
+            "query": text,
+            "hits": len(hits),
+            **timed_ms(lambda text=text, typing=typing: store.search(text, prefix_last=typing), SEARCH_RUNS),
+        }
+    return out
+
+
+def processes(root: Path, work: Path) -> dict:
+    """Whole processes: the first call of a fresh process (timed inside it, store opening included)
+    and the `stackspot-tui` command a user types (timed from outside: start-up, imports, output),
+    beside the interpreter importing the command line and nothing else."""
+    probe = [sys.executable, str(HERE / "history_probe.py"), str(root)]
+    env = cli_env(cli_data_dir(work, root))
+    out: dict = {}
+    for name, args in (("list", ["list"]), ("search", ["search", RARE_WORD])):
+        out[f"first {name} of a process"] = spread([float(run_process(probe + args)[2]) for _ in range(PROCESS_RUNS)])
+    baseline = [sys.executable, "-c", "import stackspot_tui.cli"]
+    out["python -c 'import stackspot_tui.cli'"] = spread([run_process(baseline)[0] * 1000 for _ in range(PROCESS_RUNS)])
+    for args in (["conversations"], ["search", RARE_WORD]):
+        runs = [run_process(cli(*args), env) for _ in range(PROCESS_RUNS)]
+        out[f"stackspot-tui {' '.join(args)}"] = spread([wall * 1000 for wall, _, _ in runs])
+    return out
+
+
+def bench_tier(name: str, work: Path) -> dict:
+    root, facts = tier(name, notice=lambda text: print(text, file=sys.stderr))
+    result: dict = {"tier": name, "facts": facts}
+    result["disk_write_ms"] = durable_write_ms(work / "disk")
+    result["whole_turn_ms"] = whole_turns(root)
+    result["whole_turn_no_fsync_ms"] = whole_turns(root, fsync=False)
+    store = HistoryStore(root)
+    result["list_ms"] = timed_ms(lambda: store.list_conversations(limit=50), 10)
+    result["search_ms"] = searches(store, facts)
+    big = facts["big_conversation"]
+    result["open_all_1000_ms"] = timed_ms(lambda: store.turns(big), 5)
+    result["open_last_20_ms"] = timed_ms(lambda: store.turns(big, start=980), 10)
+    result["process_ms"] = processes(root, work)
+    return result
+
+
+def main(tiers: list[str]) -> list[dict]:
+    with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
+        return [bench_tier(name, Path(tmp)) for name in tiers]
 
 
 def print_table(results: list[dict]) -> None:
-    print(f"history benchmark · {machine()}")
-    print(f"{'operation':<45} {'ms':>9} {'target':>8} {'naive ms':>10} {'ratio':>7}")
+    print(f"history benchmark (ms: min / median / max) · {machine()}")
+
+    def cell(figure: dict) -> str:
+        return f"{figure['min']:.1f} / {figure['median']:.1f} / {figure['max']:.1f}"
+
     for r in results:
-        naive = f"{r['naive_ms']:>10.0f}" if "naive_ms" in r else f"{'':>10}"
-        ratio = f"{r['naive_ms'] / r['ms']:>6.0f}x" if "naive_ms" in r else ""
-        print(f"{r['name']:<45} {r['ms']:>9.2f} {r['target_ms']:>8} {naive} {ratio:>7}")
+        print(f"-- {r['tier']}: {r['facts']['conversations']:,} conversations / {r['facts']['turns']:,} turns")
+        print(f"{'one durable atomic write (the disk)':<45} {cell(r['disk_write_ms'])}")
+        print(f"{'whole turn (12 fsyncs)':<45} {cell(r['whole_turn_ms'])}")
+        print(f"{'whole turn, fsync skipped':<45} {cell(r['whole_turn_no_fsync_ms'])}")
+        print(f"{'list the newest 50':<45} {cell(r['list_ms'])}")
+        for name, figure in r["search_ms"].items():
+            print(f"{'search ' + name:<45} {cell(figure)}  ({figure['hits']} hits)")
+        for name, figure in r["process_ms"].items():
+            print(f"{name:<45} {cell(figure)}")
 
 
 if __name__ == "__main__":
-    rows = main()
-    print(json.dumps(rows)) if "--json" in sys.argv else print_table(rows)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tiers", default="1k,10k,100k")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = main(args.tiers.split(","))
+    print(json.dumps(rows)) if args.json else print_table(rows)
