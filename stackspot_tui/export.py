@@ -89,7 +89,8 @@ def token_counts(tokens: dict[str, int] | None) -> str:
 
 
 def _turn_facts(turn: Turn) -> list[str]:
-    facts = [f"status {turn.status}"]
+    words = turn.status_words  # what the status means, when the status alone does not say
+    facts = [f"status {turn.status}" + (f" — {words}" if turn.status not in words else "")]
     if turn.incomplete:
         facts.append("answer incomplete")
     if turn.execution_id:

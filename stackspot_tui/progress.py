@@ -76,17 +76,6 @@ def stored_step_lines(steps: list[StepSummary]) -> list[ProgressLine]:
     return lines
 
 
-def status_label(turn: Turn) -> str:
-    """What became of a turn, in words (the CLI, the log and the transcript say the same)."""
-    if turn.maybe_sent:
-        return "may have been sent"
-    if turn.fetchable and not turn.resumes_by_itself:
-        return "stopped watching (its answer can be fetched)"
-    if turn.needs_reattach:
-        return "still running on StackSpot"
-    return {"FAILURE": "FAILURE on StackSpot", "CANCELLED": "stopped"}.get(turn.status, turn.status)
-
-
 def progress_lines(event: Event) -> list[ProgressLine]:
     if isinstance(event, TurnSaved):
         return [ProgressLine(f"turn {event.turn.seq + 1} · {one_line(event.conversation.target, 80)}", "heading")]

@@ -185,3 +185,17 @@ def test_the_streamed_json_is_the_document(count):
     conversation, turns = sample()
     text = export.to_json(conversation, turns[:count])
     assert text == json.dumps(export.to_document(conversation, turns[:count]), indent=2, ensure_ascii=False) + "\n"
+
+
+@pytest.mark.parametrize("fmt", ["md", "txt", "html"])
+def test_a_status_says_what_it_means_when_it_does_not_say_it_alone(fmt):
+    conversation = Conversation(id="a1b2c3d4", slug="echo", title="states")
+    turns = [
+        Turn(conversation="a1b2c3d4", seq=0, prompt="p", input_data="p", status="PENDING"),  # a crash before the id
+        Turn(conversation="a1b2c3d4", seq=1, prompt="p", input_data="p", status="DETACHED", execution_id="01E"),
+        Turn(conversation="a1b2c3d4", seq=2, prompt="p", input_data="p", status="COMPLETED", execution_id="01F"),
+    ]
+    text = export.render(fmt, conversation, turns)
+    assert "status PENDING — may have been sent" in text
+    assert "status DETACHED — stopped watching: its answer can be fetched" in text
+    assert "status COMPLETED —" not in text and "status COMPLETED" in text

@@ -12,8 +12,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from helpers import last_json_line, program, run_cli, sigint_as_in_a_shell, start_simulator
 from ptyapp import PtyApp
@@ -129,3 +132,84 @@ def test_a_turn_stopped_with_esc_is_fetched_by_resume_all_only(sim, tmp_path):
     assert everything.stdout.decode() == "fetch me on demand\n"
     assert only_turn(tmp_path).status == "COMPLETED"
     assert creates_for(sim, slug) == 1
+
+
+class HoldingProxy:
+    """A loopback stand-in in front of `simulate`: every request goes on to it, but the answer to
+    create-execution is held until `release()`. StackSpot then has the execution and the client
+    does not have its id: the moment a kill leaves a turn that may have been sent."""
+
+    def __init__(self, upstream: str) -> None:
+        self.created = threading.Event()
+        self.released = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = httpx.request(self.command, upstream + self.path, headers=headers, content=body, timeout=30)
+                if "/create-execution/" in self.path:
+                    proxy.created.set()
+                    proxy.released.wait(60)
+                try:
+                    self.send_response(answer.status_code)
+                    for name in ("Content-Type", "Retry-After"):
+                        if name in answer.headers:
+                            self.send_header(name, answer.headers[name])
+                    self.send_header("Content-Length", str(len(answer.content)))
+                    self.end_headers()
+                    self.wfile.write(answer.content)
+                except OSError:  # the client was killed meanwhile
+                    pass
+
+            do_GET = do_POST = forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def close(self) -> None:
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_kill_before_the_execution_id_is_saved_reads_may_have_been_sent_and_resending_asks(sim, tmp_path):
+    proxy = HoldingProxy(sim.url)
+    try:
+        env = fast_env(sim, tmp_path)
+        env.update(
+            STACKSPOT_API_URL=proxy.url, STACKSPOT_AUTH_URL=env["STACKSPOT_AUTH_URL"].replace(sim.url, proxy.url)
+        )
+        slug = "delay-400"
+        child = subprocess.Popen([*program(), "run", slug, "sent or not?"], env=env, stderr=subprocess.DEVNULL)
+        assert proxy.created.wait(30), "create-execution never reached the stand-in"
+        os.kill(child.pid, signal.SIGKILL)  # StackSpot has it; the id never reached the history
+        child.wait()
+        proxy.release()
+        assert creates_for(sim, slug) == 1
+        left = only_turn(tmp_path)
+        assert left.execution_id is None and left.maybe_sent and left.status_words == "may have been sent"
+        shown = run_cli("show", left.conversation, env=env)
+        assert b"may have been sent" in shown.stdout, shown.stdout
+
+        app = PtyApp(["--conversation", left.conversation], env, size=(100, 30))
+        try:
+            app.wait_for_text("May have been sent")
+            app.write(b"sent or not?\r")  # the same prompt again: it may run twice, so the app asks
+            app.wait_for_text("run it twice")
+            app.write(b"n")
+            app.write(b"\x11")
+            assert app.wait_exit() == 0
+        finally:
+            app.close()
+        assert creates_for(sim, slug) == 1  # not sent again without a yes
+    finally:
+        proxy.close()

@@ -126,6 +126,22 @@ async def test_focus_returns_to_the_prompt_after_a_dialog_and_stray_keys_reach_i
         assert prompt.text == "hello" and app.focused is prompt
 
 
+async def test_delete_on_an_error_message_deletes_its_turn(tmp_path):
+    service = make_service(tmp_path)
+    app = make_app(service, tmp_path, slug="sim-failure")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "this fails")
+        conv = app.chat.conversation.id
+        [error] = messages(app, "error")
+        error.focus()
+        await pilot.press("delete")  # the key works on any message of a turn, not only the prompt
+        assert isinstance(app.screen, ConfirmScreen) and "Delete turn 1" in app.screen.question
+        await pilot.press("y")
+        await until(pilot, lambda: not messages(app, "error") and not messages(app, "user"))
+        assert app.focused is app.screen.query_one(PromptInput)
+    assert service.store.turns(conv) == []
+
+
 async def test_the_focused_message_stands_out(service, tmp_path):
     app = make_app(service, tmp_path, slug="echo")
     async with app.run_test(size=(120, 40)) as pilot:

@@ -11,7 +11,7 @@ from ..api import slug_problem
 from ..api.agents import valid_agent_id
 from ..api.models import result_to_text
 from ..engine import AnswerDelta, ConversationService, Event, TurnSaved, fetchable_turns
-from ..progress import progress_lines, status_label
+from ..progress import progress_lines
 from ..runtime import build_service, open_store
 from ..store.models import Conversation, Turn
 from ..textsafe import visible, visible_json
@@ -231,7 +231,7 @@ def _run(args: argparse.Namespace, streams: Streams) -> int:
                 streams.stderr, f"stopped watching {where}: it goes on at StackSpot; `stackspot-tui resume` fetches it"
             )
         else:
-            error(streams.stderr, f"stopped {where}: {status_label(left)}")
+            error(streams.stderr, f"stopped {where}: {left.status_words}")
         return EXIT_CANCELLED
 
 

@@ -93,6 +93,17 @@ class Turn:
         """Saved, but StackSpot never confirmed it: it may or may not run there."""
         return self.execution_id is None and self.status in (PENDING, MAYBE_SENT)
 
+    @property
+    def status_words(self) -> str:
+        """What became of the turn, in words: the app, the CLI and exports say the same."""
+        if self.maybe_sent:
+            return "may have been sent"
+        if self.fetchable and not self.resumes_by_itself:
+            return "stopped watching: its answer can be fetched"
+        if self.needs_reattach:
+            return "still running on StackSpot"
+        return {"FAILURE": "FAILURE on StackSpot", CANCELLED: "stopped"}.get(self.status, self.status)
+
     def to_dict(self) -> dict[str, Any]:
         """What `dataclasses.asdict` gives (fields in order, JSON values copied), without its
         generic recursion: a page rewrite and an export call this for every turn."""

@@ -30,7 +30,7 @@ from ..engine import (
     TurnFinished,
     TurnSaved,
 )
-from ..progress import ProgressLine, progress_lines, seconds, status_label, stored_agent_lines, stored_step_lines
+from ..progress import ProgressLine, progress_lines, seconds, stored_agent_lines, stored_step_lines
 from ..textsafe import visible
 from ..wording import counted
 from .screens import Pick, QuitScreen
@@ -220,13 +220,13 @@ class ChatScreen(Screen):
 
     def _log_history(self, turn: Turn) -> None:
         log = self.log_view
-        what = turn.execution_id or (f"agent {turn.agent_id}" if turn.agent_id else status_label(turn))
+        what = turn.execution_id or (f"agent {turn.agent_id}" if turn.agent_id else turn.status_words)
         log.heading(f"turn {turn.seq + 1} · {what}")
         for line in [*stored_step_lines(turn.steps), *stored_agent_lines(turn)]:
             log.add(line)
         level = "ok" if turn.status == "COMPLETED" else ("warn" if turn.fetchable or turn.maybe_sent else "error")
         duration = f" in {seconds(turn.duration)}" if turn.duration is not None else ""
-        log.add(ProgressLine(f"{status_label(turn)}{duration}", level))
+        log.add(ProgressLine(f"{turn.status_words}{duration}", level))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "load_earlier":
@@ -542,7 +542,7 @@ class ChatScreen(Screen):
         elif turn.status == "COMPLETED":
             self.notify(f"Turn {turn.seq + 1} has its answer already.")
         elif not turn.fetchable:
-            why = "it may never have reached StackSpot" if turn.maybe_sent else status_label(turn)
+            why = "it may never have reached StackSpot" if turn.maybe_sent else turn.status_words
             self.notify(f"Turn {turn.seq + 1} has no execution to fetch: {why}.", severity="warning")
         elif (turn.conversation, turn.seq) in getattr(self.app, "reattaching", set()):
             self.notify(f"Turn {turn.seq + 1} is being fetched already.")
