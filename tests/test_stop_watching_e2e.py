@@ -211,5 +211,8 @@ def test_a_kill_before_the_execution_id_is_saved_reads_may_have_been_sent_and_re
         finally:
             app.close()
         assert creates_for(sim, slug) == 1  # not sent again without a yes
+        again = run_cli("run", slug, "--conversation", left.conversation, "-q", "sent or not?", env=env)
+        assert again.returncode == 0 and b"may now run twice" in again.stderr  # the CLI says so, and sends
+        assert creates_for(sim, slug) == 2
     finally:
         proxy.close()

@@ -104,6 +104,32 @@ async def test_a_crash_before_the_execution_id_reads_may_have_been_sent(tmp_path
     assert [t.prompt for t in service.store.turns(conversation.id)] == ["sent or not?", "sent or not?"]
 
 
+async def test_an_odd_poll_answer_is_retried_and_the_turn_completes(tmp_path):
+    """A gateway's HTML page with status 200 on the first polls: retried, never the end of the turn."""
+    service = make_service(tmp_path)
+    app = make_app(service, tmp_path, slug="sim-html-poll")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(pilot, app, "through a hiccup")
+        assert "text/html" in log_text(app) and "COMPLETED" in log_text(app)
+        assert messages(app, "assistant") and not messages(app, "error")
+    assert len(creates(service)) == 1
+
+
+async def test_odd_poll_answers_beyond_the_retry_budget_leave_the_turn_fetchable(tmp_path):
+    service = make_service(tmp_path)
+    app = make_app(service, tmp_path, slug="sim-malformed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start_turn(pilot, app, "behind a broken gateway")
+        # the placeholder gives way to what became of the turn (a removal lands a message later)
+        await until(pilot, lambda: [m.who for m in messages(app, "status")] == ["Lost track"])
+        [status] = messages(app, "status")
+        assert not app.chat.running and "f fetches the answer" in status.text
+        assert not messages(app, "error")  # not a final ERROR: StackSpot may still answer
+        [turn] = service.store.turns(app.chat.conversation.id)
+        assert turn.needs_reattach and turn.status != "ERROR"
+    assert len(creates(service)) == 1
+
+
 async def test_focus_returns_to_the_prompt_after_a_dialog_and_stray_keys_reach_it(service, tmp_path):
     app = make_app(service, tmp_path, slug="echo")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -259,6 +285,19 @@ def test_the_default_export_folder_is_the_documents_folder(tmp_path):
 
     assert Settings().export_directory == Path(platformdirs.user_documents_dir())
     assert Settings(export_dir=tmp_path).export_directory == tmp_path
+
+
+async def test_the_top_bar_shows_the_title_the_local_id_and_the_quick_command_at_100_columns(tmp_path):
+    service = make_service(tmp_path)
+    app = make_app(service, tmp_path, slug="code-review")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await send(pilot, app, "Please review the function that parses the configuration file and say what is wrong")
+        conversation = app.chat.conversation
+        await pilot.pause()
+        bar = screen_lines(app)[0]
+    assert conversation.id in bar and bar.rstrip().endswith("code-review")  # what the CLI takes: the local id
+    assert conversation.conversation_id not in bar  # StackSpot's 26 characters: ctrl+g copies them
+    assert "Please review the function" in bar and "…" in bar  # the title gives way first
 
 
 async def test_html_in_an_answer_is_shown_as_written(service, tmp_path):

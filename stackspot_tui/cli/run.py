@@ -13,6 +13,7 @@ from ..api.models import result_to_text
 from ..engine import AnswerDelta, ConversationService, Event, TurnSaved, fetchable_turns
 from ..progress import progress_lines
 from ..runtime import build_service, open_store
+from ..store import HistoryStore
 from ..store.models import Conversation, Turn
 from ..textsafe import visible, visible_json
 from ..wording import counted
@@ -185,6 +186,20 @@ def _conversation_for(
     return service.new_conversation(slug or "", agent_id=agent)
 
 
+def _warn_if_maybe_sent(store: HistoryStore, conversation: Conversation, prompt: str, streams: Streams) -> None:
+    """The same prompt as a last turn StackSpot never confirmed: sending it again may run it twice."""
+    if not conversation.next_seq:
+        return
+    last = store.turns(conversation.id, start=conversation.next_seq - 1)
+    if last and last[-1].maybe_sent and last[-1].prompt == prompt:
+        print(
+            f"stackspot-tui: warning: turn {last[-1].seq + 1} of {conversation.id} holds this prompt and may "
+            "already have reached StackSpot (never confirmed): it may now run twice",
+            file=streams.stderr,
+            flush=True,
+        )
+
+
 def _run(args: argparse.Namespace, streams: Streams) -> int:
     common = CommonOptions.from_args(args)
     settings = common.settings(streams, execution_timeout=args.timeout)
@@ -207,6 +222,7 @@ def _run(args: argparse.Namespace, streams: Streams) -> int:
         service = build_service(settings, demo=common.demo)
         async with service.client:
             conversation = _conversation_for(service, args, slug, agent)
+            _warn_if_maybe_sent(service.store, conversation, prompt, streams)
             turn = await service.send(conversation.id, prompt, input_data=input_data, slug=slug, on_event=on_event)
             conversation = service.store.get_conversation(conversation.id)
         writer.finish(turn, conversation)
