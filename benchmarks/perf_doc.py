@@ -614,13 +614,32 @@ the app samples its event loop every 5 ms; each run is kept under `agents.app.ru
 
 How the app streams: the engine hands each piece over synchronously; `StreamingAnswer` queues
 it and one task appends what queued to Textual's `Markdown` (which re-parses only its last
-block) at most every 30 ms, less often when the loop comes back late (up to 250 ms). Once the
-growing widget holds 8 finished top-level blocks they move into a `FrozenMarkdown` of pinned
-height, so the blocks above are neither arranged nor measured again. What the profile shows:
-most of each frame is Textual's compositor repainting the transcript (every visible line moves
-when the answer scrolls one line) and the screen-wide part of a layout refresh. Next steps:
-fewer frames when a frame costs more (pace the appends by measured frame cost, not lateness),
-and measure whether the freezing pays at all below a few hundred blocks.""",
+block) at most every 60 ms, less often when the loop comes back late (up to 250 ms). Once the
+growing widget holds 400 finished top-level blocks they move into a `FrozenMarkdown` of pinned
+height, so a very long answer's blocks above are neither arranged nor measured again.
+
+Why these two numbers. Parsing is about 1% of the loop's time; each append costs a frame in
+which Textual's compositor repaints the whole visible transcript (every line moves when the
+answer scrolls one line), 15–40 ms of loop CPU on this machine. On a loaded 2-core machine the
+app cannot afford 30 such frames a second, and a word waits for the loop rather than for a
+frame. Compared in the pty, interleaved runs on the same load (min / median / max of 9 runs,
+load average 5–8.5):
+
+| variant | word on screen | loop lag p99 | key echoed |
+|---|---|---|---|
+| appends every 30 ms, frozen every 8 blocks (before) | 591 / 941 / 1,255 ms | 259 / 356 / 515 ms | 157 / 418 / 681 ms |
+| appends every 60 ms, frozen every 400 blocks (now) | 323 / 545 / 714 ms | 232 / 393 / 469 ms | 139 / 207 / 351 ms |
+
+Also tried, in runs of the same kind: freezing off alone with appends every 30 ms (medians of
+12 runs against the before: words 550 vs 630 ms, keys 265 vs 343 ms, lag p99 340 vs 318 ms),
+and pacing each append by the measured cost of the last append and its frame (loop CPU or wall
+time; appends and frames at most half the loop's time). Paced that way the answer fell behind
+the stream: the turn ended with up to 30% of the words not yet drawn (a finished answer this
+size is then shown as plain text), and latencies were no better. The 8-block freeze did not
+pay at this length (100 blocks) in any of these comparisons; it stays, at 400 blocks, for
+answers far longer. Still far from the targets: the remaining cost is the full repaint per
+frame, which only a transcript that does not move every visible line on each new line (or a
+terminal scroll region) would cut.""",
 }
 
 

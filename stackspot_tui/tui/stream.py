@@ -15,8 +15,10 @@ from ..textsafe import visible
 from .widgets import MessageView, plain_markdown_parser
 
 #: finished top-level blocks the growing Markdown widget holds before they are frozen into a
-#: widget of their own: an append then lays out a handful of blocks, not the whole answer
-FREEZE_BLOCKS = 8
+#: widget of their own, so an append never lays out an unbounded answer. Set high: measured in
+#: the real app at 2,000 words/s, a 100-block answer in one widget reached the screen no later
+#: (and keys sooner) than one split every 8 blocks (docs/performance.md, section 6)
+FREEZE_BLOCKS = 400
 
 # The start of a flag's tag sequence (🏴 + tags + cancel tag) not yet closed: `visible` shows
 # stray tag characters, so an unfinished flag waits for the piece that closes it.
@@ -102,7 +104,7 @@ class StreamingAnswer(MessageView):
     DEFAULT_CSS = """
     StreamingAnswer .who.streaming { color: $text-muted; }
     """
-    render_interval = 0.03  # seconds between two appends, at least
+    render_interval = 0.06  # seconds between two appends, at least: each one repaints the transcript
     max_render_interval = 0.25  # and at most, when the loop comes back late
 
     def __init__(self, *, note: str = "streaming…", seq: int | None = None) -> None:
@@ -156,7 +158,7 @@ class StreamingAnswer(MessageView):
                 await self._flush(last=last)
             if last:
                 return
-            # Each append reflows and repaints the transcript. At most ~30 a second whatever the
+            # Each append reflows and repaints the transcript. At most ~16 a second whatever the
             # word rate, and fewer when the loop is slow to come back (a busy machine): the
             # repaints then never crowd out keys. The end of the stream cuts the wait short.
             started = time.perf_counter()
