@@ -33,6 +33,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.app)
 
 
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """In-process CLI runs see no STACKSPOT setting of the machine; history under tmp_path/data."""
+    for key in list(os.environ):
+        if key.startswith("STACKSPOT"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("STACKSPOT_TUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("STACKSPOT_TUI_CONFIG", str(tmp_path / "none.toml"))
+    return tmp_path
+
+
 class FakeTime:
     """A monotonic clock that only moves when code sleeps: no real waiting in unit tests."""
 

@@ -25,6 +25,13 @@ class SimProcess:
     process: subprocess.Popen
     url: str
 
+    def __enter__(self) -> SimProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
     def requests(self) -> list[dict]:
         return httpx.get(f"{self.url}/_sim/requests").json()
 

@@ -15,16 +15,6 @@ from stackspot_tui.cli import main
 from stackspot_tui.store import HistoryStore
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("STACKSPOT"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("STACKSPOT_TUI_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("STACKSPOT_TUI_CONFIG", str(tmp_path / "none.toml"))
-    return tmp_path
-
-
 class FakeApp:
     """Stands in for StackSpotApp: records what run_app hands it, runs nothing."""
 

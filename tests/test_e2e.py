@@ -14,10 +14,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def sim():
-    process = start_simulator(duration=0.3)
-    yield process
-    process.process.terminate()
-    process.process.wait(timeout=10)
+    with start_simulator(duration=0.3) as process:
+        yield process
 
 
 def test_two_continue_turns_share_the_conversation(sim, tmp_path):

@@ -19,10 +19,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def sim():
-    process = start_simulator(0.3, "--first-token", "0.05", "--word-rate", "2000")
-    yield process
-    process.process.terminate()
-    process.process.wait(timeout=10)
+    with start_simulator(0.3, "--first-token", "0.05", "--word-rate", "2000") as process:
+        yield process
 
 
 def test_two_continue_turns_carry_the_first_conversation_id(sim, tmp_path):

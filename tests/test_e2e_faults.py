@@ -103,10 +103,8 @@ def finish(started: tuple[subprocess.Popen, Path]) -> Run:
 
 @pytest.fixture(scope="module")
 def sim():
-    process = start_simulator(DURATION)
-    yield process
-    process.process.terminate()
-    process.process.wait(timeout=10)
+    with start_simulator(DURATION) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

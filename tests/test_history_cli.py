@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
 
 import pytest
 
 from stackspot_tui.cli import main
 from stackspot_tui.store import HistoryStore
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("STACKSPOT"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("STACKSPOT_TUI_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("STACKSPOT_TUI_CONFIG", str(tmp_path / "none.toml"))
-    return tmp_path
 
 
 @pytest.fixture

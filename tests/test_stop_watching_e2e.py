@@ -31,10 +31,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def sim():
-    process = start_simulator(duration=0.3)
-    yield process
-    process.process.terminate()
-    process.process.wait(timeout=10)
+    with start_simulator(duration=0.3) as process:
+        yield process
 
 
 def fast_env(sim, data_dir):
