@@ -132,6 +132,11 @@ class StackSpotClient:
             headers={"User-Agent": f"stackspot-tui/{__version__}", "Accept": "application/json"},
         )
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock the client times polls and the overall timeout with."""
+        return self._clock
+
     @classmethod
     def from_settings(
         cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -241,15 +240,18 @@ class ConversationService:
         store: HistoryStore,
         *,
         agents: AgentClient | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         save_interval: float = 0.25,
         created_warning: float = 60.0,
     ):
-        """``created_warning``: seconds in CREATED after which the progress says so (once)."""
+        """``created_warning``: seconds in CREATED after which the progress says so (once).
+
+        ``clock`` defaults to the client's: a turn's start is handed to the client's overall
+        timeout, so both must read one clock."""
         self.client = client
         self.agents = agents or AgentClient(client)
         self.store = store
-        self._clock = clock
+        self._clock = clock or client.clock
         self._save_interval = save_interval  # partial answers reach the disk at least this often
         self.created_warning = created_warning
 
