@@ -107,11 +107,13 @@ def make_app(service, tmp_path, **kwargs) -> StackSpotApp:
 
 
 async def until(pilot, condition, timeout: float = 10.0) -> None:
-    """Wait for a condition the app reaches through its own events (bounded)."""
-    for _ in range(int(timeout / 0.02)):
+    """Wait for a condition the app reaches through its own events (bounded), then for the screen
+    to settle. Polled with a bare sleep: `pilot.pause` repaints the whole screen each time."""
+    for _ in range(int(timeout / 0.01)):
         if condition():
+            await pilot.pause()
             return
-        await pilot.pause(0.02)
+        await asyncio.sleep(0.01)
     raise AssertionError("condition not reached")
 
 
