@@ -66,7 +66,7 @@ def pty_first_frame(data_dir: Path, conversation: str | None = None) -> tuple[fl
                 buffer += os.read(fd, 65536)
             except OSError:
                 break
-            if b"quick command" in buffer:
+            if b"stackspot-tui" in buffer:  # the top bar's first word: the first frame is drawn whole
                 elapsed = time.perf_counter() - start
                 break
     time.sleep(0.5)  # let it settle, then read its peak memory

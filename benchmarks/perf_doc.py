@@ -600,7 +600,7 @@ outside, peak RSS from the kernel's accounting of that process. Files are writte
 turns are read (a page of 100 turns at a time), so memory does not grow with the history.
 The work is CPU-bound on one core: per turn, reading (JSON, the schema check, the `Turn`)
 costs about as much as rendering.""",
-    "app": """First frame = the top bar drawn (`quick command:` on the screen), `stackspot-tui --demo` with no
+    "app": """First frame = the top bar drawn (its first word, `stackspot-tui`, on the screen), `stackspot-tui --demo` with no
 `--slug`, so it finds the latest conversation as a user's start does. Rendering and memory:
 headless, the 10k tier's 1,000-turn conversation open, 10,000 progress lines written as fast
 as events arrive while keys are typed, then a 1 MB answer mounted; RSS is read after all of
