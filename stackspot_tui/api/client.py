@@ -122,13 +122,21 @@ class StackSpotClient:
         self._sleep = sleep
         self._clock = clock
         self._wall = wall_clock
-        self._http = httpx.AsyncClient(
+        self._transport = transport
+        self._proxy = proxy
+        self._request_timeout = request_timeout
+
+    @functools.cached_property
+    def _http(self) -> httpx.AsyncClient:
+        # Made at the first request, not with the client: the CA bundle and the proxy transports
+        # cost tens of milliseconds that the app's first frame need not wait for.
+        return httpx.AsyncClient(
             auth=self.auth,
-            transport=transport,
-            proxy=proxy,
+            transport=self._transport,
+            proxy=self._proxy,
             verify=tls_context(),
             trust_env=True,  # HTTP(S)_PROXY / NO_PROXY
-            timeout=httpx.Timeout(request_timeout, connect=min(10.0, request_timeout)),
+            timeout=httpx.Timeout(self._request_timeout, connect=min(10.0, self._request_timeout)),
             headers={"User-Agent": f"stackspot-tui/{__version__}", "Accept": "application/json"},
         )
 
@@ -167,7 +175,8 @@ class StackSpotClient:
         )
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if "_http" in self.__dict__:  # never made: nothing to close
+            await self._http.aclose()
 
     async def __aenter__(self) -> StackSpotClient:
         return self
