@@ -218,7 +218,9 @@ async def test_the_app_and_the_cli_write_one_history_at_once(server, tmp_path):
     )
     async with app.run_test(size=(120, 40)) as pilot:
         for n in range(3):
-            await send(pilot, app, f"tui {n}")
+            # A bound, not a speed check: the three `run` processes hold the lock in turn, and
+            # each takes seconds to start on a loaded machine.
+            await send(pilot, app, f"tui {n}", timeout=60)
         await until(pilot, lambda: cli.poll() is not None, timeout=60)
     await client.aclose()
     assert cli.returncode == 0, cli.stderr.read()

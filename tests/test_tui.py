@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
+from time import monotonic
 
 import pytest
 from conftest import FakeTime
@@ -109,24 +110,26 @@ def make_app(service, tmp_path, **kwargs) -> StackSpotApp:
 async def until(pilot, condition, timeout: float = 10.0) -> None:
     """Wait for a condition the app reaches through its own events (bounded), then for the screen
     to settle. Polled with a bare sleep: `pilot.pause` repaints the whole screen each time."""
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            await pilot.pause()
-            return
+    deadline = monotonic() + timeout
+    while not condition():
+        if monotonic() > deadline:
+            raise AssertionError(f"condition not reached in {timeout:g} s")
         await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
+    await pilot.pause()
 
 
 def messages(app, role: str | None = None) -> list[MessageView]:
     return [m for m in app.screen.query(MessageView) if role is None or m.role == role]
 
 
-async def send(pilot, app, text: str) -> None:
+async def send(pilot, app, text: str, timeout: float = 10.0) -> None:
     before = len(messages(app, "assistant")) + len(messages(app, "error"))
     app.screen.query_one(PromptInput).load_text(text)
     await pilot.press("enter")
     await until(
-        pilot, lambda: len(messages(app, "assistant")) + len(messages(app, "error")) > before and not app.chat.running
+        pilot,
+        lambda: len(messages(app, "assistant")) + len(messages(app, "error")) > before and not app.chat.running,
+        timeout,
     )
 
 
