@@ -95,9 +95,15 @@ def progress_lines(event: Event) -> list[ProgressLine]:
             lines.append(
                 ProgressLine(f"{execution.status}{percent(execution.progress.percentage)} · {seconds(event.elapsed)}")
             )
-        lines += [step_line(step.position, step.name, step.type) for step in event.new_steps]
-        for step, took in event.finished_steps:
-            lines += step_result_lines(step.position, summarize_step(step), took)
+        # In the order things happened: steps run one after another, so by position, a step's
+        # start before its end ("step 1 done" before "step 2" when one poll saw both).
+        started = {step.position: [step_line(step.position, step.name, step.type)] for step in event.new_steps}
+        ended = {
+            step.position: step_result_lines(step.position, summarize_step(step), took)
+            for step, took in event.finished_steps
+        }
+        for position in sorted(started.keys() | ended.keys()):
+            lines += started.get(position, []) + ended.get(position, [])
         return lines
     if isinstance(event, StillCreated):
         return [

@@ -41,7 +41,6 @@ def test_finished_steps_show_status_data_and_sources():
     event = Progressed(TURN, execution, (write,), ((search, 1.25), (fetch, None)), 3.0)
     assert lines_of(event) == [
         ("RUNNING 67% · 3.0 s", "info"),
-        ("  step 3 · write (LLM)", "step"),
         ("  step 1 · search done · in 1.2 s", "step"),
         ("    source: doc 0 (KNOWLEDGE_SOURCE, score 0.90)", "step"),
         ("    source: doc 1 (KNOWLEDGE_SOURCE, score 0.80)", "step"),
@@ -50,6 +49,18 @@ def test_finished_steps_show_status_data_and_sources():
         ("    source: doc 4 (KNOWLEDGE_SOURCE, score 0.50)", "step"),
         ("    … and 2 more sources", "step"),
         ("  step 2 · fetch-ticket failed · HTTP 404 · no ticket 42", "warn"),
+        ("  step 3 · write (LLM)", "step"),  # in the order they happened: 1 and 2 ended before 3 began
+    ]
+
+
+def test_a_step_that_starts_and_ends_between_two_polls_reads_start_then_end():
+    execution = Execution.parse(DOCUMENT)
+    _, fetch, write = execution.steps
+    event = Progressed(TURN, execution, (fetch, write), ((fetch, None),), 3.0)
+    assert [text for text, _ in lines_of(event)][1:] == [
+        "  step 2 · fetch-ticket (API)",
+        "  step 2 · fetch-ticket failed · HTTP 404 · no ticket 42",
+        "  step 3 · write (LLM)",
     ]
 
 
