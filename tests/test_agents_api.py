@@ -479,3 +479,21 @@ async def test_any_chunking_of_a_stream_gives_the_same_text(words, cuts):
     events = [event async for event in _stream_events(response, AnswerAssembler(), "agent")]
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "".join(words)
     assert isinstance(events[-1], ReplyEnded) and events[-1].reply.ended
+
+
+def test_an_event_with_only_text_or_empty_metadata_leaves_the_reply_as_it_was():
+    from stackspot_tui.api.agents import AgentReply
+
+    reply = AgentReply().merged({"message_id": "m1", "tokens": {"input": 3, "output": 4}, "source": ["doc"]})
+    empty = {
+        "stop_reason": None,
+        "tokens": None,
+        "usage": {},
+        "source": [],
+        "knowledge_source_id": [],
+        "message_id": "",
+    }
+    assert reply.merged({"message": "word "}) is reply
+    assert reply.merged({"message": "word ", **empty}) == reply
+    assert reply.merged({"stop_reason": "null", "message": "x"}) == reply
+    assert reply.merged({"tokens": {"output": 9}}).tokens.output == 9  # metadata still merges

@@ -80,6 +80,20 @@ def _count(value: Any) -> int | None:
     return number if number is not None and number >= 0 else None
 
 
+# The keys `AgentReply.merged` reads: an event whose values there are all empty adds nothing.
+_REPLY_KEYS = (
+    "stop_reason",
+    "message_id",
+    "conversation_id",
+    "tokens",
+    "usage",
+    "source",
+    "sources",
+    "cross_account_source",
+    "knowledge_source_id",
+)
+
+
 @dataclass(frozen=True)
 class AgentReply:
     """What an answer said besides its text: the final event, or the one JSON answer."""
@@ -93,6 +107,8 @@ class AgentReply:
 
     def merged(self, doc: dict[str, Any]) -> AgentReply:
         """This reply with what one event document adds (later values win, sources add up)."""
+        if not any(doc.get(key) for key in _REPLY_KEYS):
+            return self  # a text-only event (nearly all of a stream): merging it costs the loop per word
         stop = _str(doc.get("stop_reason"))
         sources = self.sources + tuple(s for s in _sources(doc) if s.label() not in {x.label() for x in self.sources})
         tokens = doc.get("tokens") if "tokens" in doc else doc.get("usage")
