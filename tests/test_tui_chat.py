@@ -358,3 +358,26 @@ async def test_a_spinner_and_the_elapsed_time_tick_while_a_turn_runs(tmp_path):
         service.time.release()
         await until(pilot, lambda: not app.chat.running)
         assert str(status.render()) == "Execution progress"  # idle again
+
+
+async def test_the_ticking_status_repaints_its_line_without_laying_out_the_screen(tmp_path):
+    service = make_service(tmp_path)
+    service.time.hold(after=1)
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        status = app.screen.query_one(RunStatus)
+        await start_turn(pilot, app, "take your time")
+        layouts: list[bool] = []
+        refresh = status.refresh
+
+        def spy(*regions, layout=False, **kwargs):
+            layouts.append(layout)
+            return refresh(*regions, layout=layout, **kwargs)
+
+        status.refresh = spy  # type: ignore[method-assign]
+        status.tick()
+        status.progress("RUNNING", 0.5)
+        assert layouts and not any(layouts)  # 10 ticks a second each laid out the streaming transcript
+        assert status.size.height == 1
+        service.time.release()
+        await until(pilot, lambda: not app.chat.running)

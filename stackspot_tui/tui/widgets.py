@@ -375,8 +375,10 @@ class RunStatus(Static):
         return self.clock() - self._started
 
     def _show(self) -> None:
+        # One line whatever it says: a repaint, not a layout of the whole screen 10 times a second
+        # (a layout re-measures the transcript, an answer streaming into it included).
         if not self.running:
-            self.update(Text("Execution progress"))
+            self.update(Text("Execution progress"), layout=False)
             return
         line = Text(f"{self.FRAMES[self._frame]} {self._status}")
         if self._percentage is not None:
@@ -385,7 +387,7 @@ class RunStatus(Static):
         room = self.content_region.width or 80
         if self._hint and line.cell_len + 3 + len(self._hint) <= room:  # the footer names the key too
             line.append(f" · {self._hint}", style="not bold")
-        self.update(line)
+        self.update(line, layout=False)
 
 
 class WaitStatus(Static):
