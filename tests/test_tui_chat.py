@@ -340,6 +340,31 @@ async def test_the_progress_log_rewraps_and_keeps_following_on_resize(service, t
         assert log.scroll_y == log.max_scroll_y  # new lines still pull it along
 
 
+async def test_a_layout_elsewhere_leaves_the_progress_logs_scrollbar_alone(service, tmp_path):
+    app = make_app(service, tmp_path, slug="echo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        for n in range(8):
+            await send(pilot, app, f"a prompt {n}")
+        log = app.screen.query_one(ProgressLog)
+        await pilot.pause()
+        bar = log.vertical_scrollbar
+        refreshes: list[object] = []
+        refresh = bar.refresh
+
+        def spy(*args, **kwargs):
+            refreshes.append(args)
+            return refresh(*args, **kwargs)
+
+        bar.refresh = spy  # type: ignore[method-assign]
+        app.screen.query_one("#transcript").refresh(layout=True)  # as each append of a streamed answer does
+        await pilot.pause()
+        assert not refreshes  # it was re-rendered, every line of it, on each layout of the screen
+        size = bar.window_virtual_size
+        await send(pilot, app, "and one more")
+        await pilot.pause()
+        assert bar.window_virtual_size > size and log.scroll_y == log.max_scroll_y  # new lines still move it
+
+
 async def test_a_spinner_and_the_elapsed_time_tick_while_a_turn_runs(tmp_path):
     service = make_service(tmp_path)
     service.time.hold(after=1)

@@ -17,6 +17,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Log, Markdown, Static, TextArea
@@ -275,6 +276,7 @@ class ProgressLog(Log):
         self._originals: deque[str] = deque(maxlen=self.MAX_LINES)  # unwrapped, to re-wrap on resize
         self._wrapped_at = 0
         self._following = True
+        self._sizes: tuple[Size, Size, Size] | None = None  # what the last layout gave it
 
     def add(self, line: ProgressLine) -> None:
         if not self._pending:
@@ -315,6 +317,16 @@ class ProgressLog(Log):
             self.write_lines(self._wrap(self._originals, width), scroll_end=False)
         if self._following:
             self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        # Textual's ScrollView compares its own virtual size with the one the layout passes (never
+        # equal for a log), so every layout of the screen (one per append of a streaming answer)
+        # re-rendered this scrollbar, line by line. Only a change of what it uses counts here.
+        sizes = (size, container_size, self.virtual_size)
+        if sizes == self._sizes:
+            return False
+        self._sizes = sizes
+        return super()._size_updated(size, virtual_size, container_size, layout)
 
     def clear(self) -> ProgressLog:
         self._pending = []
