@@ -18,6 +18,7 @@ from stackspot_tui.textsafe import visible
 from stackspot_tui.tui import stream
 from stackspot_tui.tui.stream import _REFERENCE, StreamingAnswer, freeze_point
 from stackspot_tui.tui.widgets import MessageView, plain_markdown_parser
+from stackspot_tui.tui.widgets import Transcript as TranscriptView
 
 # Blocks that change meaning as later lines arrive, or that Textual renders in odd ways.
 BLOCKS = [
@@ -84,7 +85,7 @@ def test_a_freeze_point_never_cuts_where_later_text_changes_the_blocks(seed, at,
 
 class Transcript(App):
     def compose(self) -> ComposeResult:
-        yield VerticalScroll()
+        yield TranscriptView()
 
 
 def screen_lines(app: App, widget) -> list[str]:
@@ -102,7 +103,7 @@ async def render(text: str, pieces: tuple[int, ...], monkeypatch) -> tuple[list[
     monkeypatch.setattr(stream, "FREEZE_BLOCKS", 3)  # more parts, more seams between them
     app = Transcript()
     async with app.run_test(size=(80, 120)) as pilot:
-        transcript = app.query_one(VerticalScroll)
+        transcript = app.query_one(VerticalScroll)  # the app's transcript, a VerticalScroll
         view = MessageView("assistant", text, note="COMPLETED", markdown=True)
         await transcript.mount(view)
         await pilot.pause()
@@ -147,3 +148,34 @@ async def test_a_link_definition_applies_across_the_frozen_parts(monkeypatch):
     whole, [lines], [(sources, most_parts)] = await render(text, (17,), monkeypatch)
     assert lines == whole and "".join(sources) == visible(text) and most_parts >= 4
     assert "Last: x" in "\n".join(lines)  # a link, as in the whole answer
+
+
+async def test_an_append_lays_the_screen_out_once(monkeypatch):
+    monkeypatch.setattr(StreamingAnswer, "render_interval", 0.0)
+    app = Transcript()
+    async with app.run_test(size=(80, 30)) as pilot:
+        answer = StreamingAnswer()
+        transcript = app.query_one(TranscriptView)
+        transcript.anchor()  # as the chat screen's
+        await transcript.mount(answer)
+        answer.feed("first words " * 200)
+        while "first" not in answer.rendered:
+            await pilot.pause()
+        for _ in range(3):
+            await pilot.pause()
+        layouts: list[int] = []
+        lay_out = app.screen._refresh_layout
+
+        def counted(*args, **kwargs):
+            layouts.append(1)
+            return lay_out(*args, **kwargs)
+
+        app.screen._refresh_layout = counted  # type: ignore[method-assign]
+        answer.feed("more words " * 200)  # its paragraph grows by lines: the transcript scrolls
+        while "more" not in answer.rendered:
+            await pilot.pause()
+        for _ in range(5):
+            await pilot.pause()
+        # Each growing widget's new virtual size asked Textual for a second layout of the screen.
+        assert len(layouts) == 1
+        assert transcript.scroll_y == transcript.max_scroll_y > 0  # still following the end

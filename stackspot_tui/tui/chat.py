@@ -41,6 +41,7 @@ from .widgets import (
     ProgressLog,
     PromptInput,
     RunStatus,
+    Transcript,
     WaitStatus,
     answer_note,
     live_message,
@@ -108,7 +109,7 @@ class ChatScreen(Screen):
         yield ConversationBar(id="bar")
         with Horizontal(id="main"):
             with Vertical(id="chat"):
-                yield VerticalScroll(id="transcript")
+                yield Transcript(id="transcript")
                 yield PromptInput(id="prompt", on_submit=self.submit_prompt)
             with Vertical(id="side"):
                 yield RunStatus(id="side-title")

@@ -9,7 +9,10 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.geometry import Size
+from textual.widget import Widget
 from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownBlock
 
 from ..textsafe import visible
 from .widgets import MessageView, plain_markdown_parser
@@ -45,11 +48,30 @@ def freeze_point(source: str, blocks: int) -> int:
     return sum(len(line) + 1 for line in lines[: complete[-1]])
 
 
+def _laid_out(self: Widget, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+    # The layout that gave a widget its new size placed it and its children already: Textual's
+    # default asks for another layout of the whole screen when the size changed, so every
+    # append of a streaming answer (its last block, the answer, the transcript grow) cost two.
+    return Widget._size_updated(self, size, virtual_size, container_size, layout=False)
+
+
+def _once_laid_out(block: type[MarkdownBlock]) -> type[MarkdownBlock]:
+    """``block`` under its own name (CSS selects it as before), sized without a second layout."""
+    return type(block.__name__, (block,), {"_size_updated": _laid_out, "__module__": __name__})
+
+
+class AnswerMarkdown(Markdown):
+    """A part of a streaming answer: it and its blocks grow without a second layout per append."""
+
+    BLOCKS = {name: _once_laid_out(block) for name, block in Markdown.BLOCKS.items()}
+    _size_updated = _laid_out
+
+
 def _markdown(text: str = "", classes: str = "body") -> Markdown:
-    return Markdown(text, classes=classes, parser_factory=plain_markdown_parser)
+    return AnswerMarkdown(text, classes=classes, parser_factory=plain_markdown_parser)
 
 
-class FrozenMarkdown(Markdown):
+class FrozenMarkdown(AnswerMarkdown):
     """A finished part of a streaming answer. Its height is pinned once drawn: the growing answer
     changes the height of everything around it on every append, and a Markdown of automatic
     height would be measured again (every block of it arranged) each time."""
@@ -125,6 +147,8 @@ class StreamingAnswer(MessageView):
 
     def on_mount(self) -> None:
         self._render_task = asyncio.create_task(self._render_loop())
+
+    _size_updated = _laid_out  # as AnswerMarkdown
 
     def on_unmount(self) -> None:
         if self._render_task is not None:

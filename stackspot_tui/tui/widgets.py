@@ -16,7 +16,7 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -94,6 +94,15 @@ class ConversationBar(Static):
 def plain_markdown_parser() -> MarkdownIt:
     """Markdown with raw HTML off: `<script>` in an answer stays visible text, never dropped."""
     return MarkdownIt("gfm-like", {"html": False})
+
+
+class Transcript(VerticalScroll):
+    """The conversation's scrolling column. A layout that changes its virtual size (an answer
+    grew) does not ask for another layout: Textual's default does, so each append of a
+    streaming answer laid the whole screen out twice and repainted every visible line."""
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        return super()._size_updated(size, virtual_size, container_size, layout=False)
 
 
 class MessageView(Vertical, can_focus=True):
