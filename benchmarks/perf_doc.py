@@ -618,28 +618,36 @@ block) at most every 60 ms, less often when the loop comes back late (up to 250 
 growing widget holds 400 finished top-level blocks they move into a `FrozenMarkdown` of pinned
 height, so a very long answer's blocks above are neither arranged nor measured again.
 
-Why these two numbers. Parsing is about 1% of the loop's time; each append costs a frame in
-which Textual's compositor repaints the whole visible transcript (every line moves when the
-answer scrolls one line), 15–40 ms of loop CPU on this machine. On a loaded 2-core machine the
-app cannot afford 30 such frames a second, and a word waits for the loop rather than for a
-frame. Compared in the pty, interleaved runs on the same load (min / median / max of 9 runs,
-load average 5–8.5):
+Where the loop's time goes (pyinstrument in the app process during the stream, and the loop
+thread's CPU per phase): Markdown parsing is about 1%. Each append costs a frame: a layout of
+the whole screen (every widget's box again, the growing answer's blocks included) and a repaint
+of the visible transcript (every line moves when it scrolls), 25–60 ms of loop CPU here by
+load; mounting each new block costs 2–3 ms more (Textual styles it five times, once per inline
+component class). Reading the stream itself (h11, httpx, SSE, JSON, once per word) is about a
+third of the loop. Three things cost the loop for nothing and are gone: every text-only event
+rebuilt the agent's reply metadata (~10% of the loop); the run status' ten ticks a second each
+asked for a layout of the whole screen, not a repaint of its line; and after each layout every
+widget the answer had grown (its last block, the answer, the transcript) set its new virtual
+size as a reactive that asks for a second layout, while the progress log (a ScrollView, whose
+size check never matches) redrew its scrollbar line by line on every one. Now an append that
+grows the last block costs one layout, and a repaint only of what changed.
+
+Earlier comparisons, in the pty, interleaved runs on the same load (min / median / max of 9
+runs, load average 5–8.5):
 
 | variant | word on screen | loop lag p99 | key echoed |
 |---|---|---|---|
-| appends every 30 ms, frozen every 8 blocks (before) | 591 / 941 / 1,255 ms | 259 / 356 / 515 ms | 157 / 418 / 681 ms |
-| appends every 60 ms, frozen every 400 blocks (now) | 323 / 545 / 714 ms | 232 / 393 / 469 ms | 139 / 207 / 351 ms |
+| appends every 30 ms, frozen every 8 blocks | 591 / 941 / 1,255 ms | 259 / 356 / 515 ms | 157 / 418 / 681 ms |
+| appends every 60 ms, frozen every 400 blocks | 323 / 545 / 714 ms | 232 / 393 / 469 ms | 139 / 207 / 351 ms |
 
 Also tried, in runs of the same kind: freezing off alone with appends every 30 ms (medians of
-12 runs against the before: words 550 vs 630 ms, keys 265 vs 343 ms, lag p99 340 vs 318 ms),
-and pacing each append by the measured cost of the last append and its frame (loop CPU or wall
-time; appends and frames at most half the loop's time). Paced that way the answer fell behind
-the stream: the turn ended with up to 30% of the words not yet drawn (a finished answer this
-size is then shown as plain text), and latencies were no better. The 8-block freeze did not
-pay at this length (100 blocks) in any of these comparisons; it stays, at 400 blocks, for
-answers far longer. Still far from the targets: the remaining cost is the full repaint per
-frame, which only a transcript that does not move every visible line on each new line (or a
-terminal scroll region) would cut.""",
+12 runs: words 550 vs 630 ms, keys 265 vs 343 ms, lag p99 340 vs 318 ms), and pacing each
+append by the measured cost of the last append and its frame. Paced that way the answer fell
+behind the stream (up to 30% of the words not yet drawn when the turn ended) and latencies
+were no better. The 8-block freeze did not pay at this length (100 blocks); it stays, at 400
+blocks, for answers far longer. Still far from the targets on a loaded 2-core machine: what
+remains is the one layout and repaint per frame, and the stream's own parsing, all on the
+loop's one thread.""",
 }
 
 
