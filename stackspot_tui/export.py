@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from .api.models import result_to_text
 from .atomicfile import write_atomic_chunks
 from .fences import code_fence
 from .store.models import Conversation, StepSummary, Turn
-from .textsafe import visible, visible_json
+from .textsafe import visible, visible_json, visible_json_text
 
 FORMAT_NAME = "stackspot-tui.conversation"
 FORMAT_VERSION = 1
@@ -192,10 +194,58 @@ def json_chunks(conversation: Conversation, turns: Iterable[Turn]) -> Iterator[s
     yield head[: -len("[]\n}")] + "["
     first = True
     for turn in turns:
-        text = visible_json(turn.to_dict(), indent=2).replace("\n", "\n    ")
+        text = visible_json_text(_indented(turn.to_dict(), "\n    "))
         yield ("\n    " if first else ",\n    ") + text
         first = False
     yield "]\n}\n" if first else "\n  ]\n}\n"
+
+
+_SCALARS: dict[Any, str] = {True: "true", False: "false", None: "null"}
+_FLOATS = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
+
+
+def _dumps(value: Any) -> str:
+    """A scalar as json.dumps(ensure_ascii=False) writes it; json.dumps with a non-default
+    option makes a new encoder on every call, which costs more than the encoding."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        return _FLOATS.get(value, "NaN" if value != value else float.__repr__(value))
+    if kind is bool or value is None:
+        return _SCALARS[value]
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _indented(value: Any, newline: str) -> str:
+    """``json.dumps(value, indent=2, ensure_ascii=False)`` with every line break followed by
+    ``newline``'s indent: with ``indent`` json.dumps runs its pure-Python encoder, several times
+    slower than this, which leaves every scalar to the C one."""
+    kind = type(value)
+    if kind is dict:
+        if not value:
+            return "{}"
+        inner = newline + "  "
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str:  # json writes such keys as text: leave the rare case to it
+                return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", newline)
+            shape = type(item)
+            if shape is str:
+                parts.append(encode_basestring(key) + ": " + encode_basestring(item))
+            elif shape is dict or shape is list or shape is tuple:
+                parts.append(encode_basestring(key) + ": " + _indented(item, inner))
+            else:
+                parts.append(encode_basestring(key) + ": " + _dumps(item))
+        return "{" + inner + ("," + inner).join(parts) + newline + "}"
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        inner = newline + "  "
+        return "[" + inner + ("," + inner).join([_indented(item, inner) for item in value]) + newline + "]"
+    return _dumps(value)
 
 
 def to_json(conversation: Conversation, turns: Iterable[Turn]) -> str:

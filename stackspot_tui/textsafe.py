@@ -46,7 +46,12 @@ def visible_json(data: Any, **options: Any) -> str:
     """``json.dumps`` that stays readable (non-ASCII kept) but writes control and invisible
     characters as escapes (\\u202e): printed on a terminal it cannot be reordered or obeyed,
     and it parses to exactly the same data."""
-    return _JSON_UNSAFE.sub(_json_escape, json.dumps(data, ensure_ascii=False, **options))
+    return visible_json_text(json.dumps(data, ensure_ascii=False, **options))
+
+
+def visible_json_text(text: str) -> str:
+    """JSON text (non-ASCII kept) with its control and invisible characters written as escapes."""
+    return _JSON_UNSAFE.sub(_json_escape, text)
 
 
 def _json_escape(match: re.Match[str]) -> str:

@@ -224,10 +224,12 @@ def _sound_step(s: Record) -> bool:
         type(s["name"]) is str
         and (order is None or (type(order) is int and order >= 0))
         and (code is None or (type(code) is int and code >= 0))
-        and all(type(s.get(name)) in (str, type(None)) for name in ("type", "preview", "error"))
+        and type(s.get("type")) in _TEXT_OR_NULL
+        and type(s.get("preview")) in _TEXT_OR_NULL
+        and type(s.get("error")) in _TEXT_OR_NULL
         and type(s.get("done", False)) is bool
-        and type(sources) in (list, tuple)
-        and all(type(source) is str for source in sources)
+        and type(sources) in _LIST
+        and (not sources or all(type(source) is str for source in sources))
     )
 
 
