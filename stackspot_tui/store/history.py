@@ -355,13 +355,17 @@ class HistoryStore:
             return conversation
 
     def get_conversation(self, conv_id: str) -> Conversation:
+        return self._conversation(conv_id)[0]
+
+    def _conversation(self, conv_id: str) -> tuple[Conversation, Record]:
+        """The conversation and the checked record it was read from."""
         if not is_id(conv_id):
             raise UnknownConversationError(conv_id)
         with self._lock.hold(shared=True):
             record = self._record(conv_id)
         if record is None:
             raise UnknownConversationError(conv_id)
-        return Conversation.from_dict(record)
+        return Conversation.from_dict(record), record
 
     def resolve_id(self, text: str) -> str:
         """An exact id, or a unique prefix of at least 3 characters."""
@@ -558,12 +562,15 @@ class HistoryStore:
 
     def get_turn(self, conv_id: str, seq: int) -> Turn:
         with self._lock.hold(shared=True):
-            conversation = self.get_conversation(conv_id)
-            if not 0 <= seq < conversation.next_seq:
-                raise UnknownTurnError(conv_id, seq)
+            return self._turn_of(self.get_conversation(conv_id), seq)
+
+    def _turn_of(self, conversation: Conversation, seq: int) -> Turn:
+        """Turn ``seq`` of a conversation read under the lock held now."""
+        record = None
+        if 0 <= seq < conversation.next_seq:
             record = self._page(conversation, seq // PAGE_SIZE).get(str(seq + 1))
         if record is None:
-            raise UnknownTurnError(conv_id, seq)
+            raise UnknownTurnError(conversation.id, seq)
         return Turn.from_dict(record)
 
     def update_turn(self, conv_id: str, seq: int, **fields: Any) -> Turn:
@@ -571,8 +578,8 @@ class HistoryStore:
         if unknown:
             raise ValueError(f"cannot update turn fields: {sorted(unknown)}")
         with self._lock.hold():
-            conversation = self.get_conversation(conv_id)
-            before = self.get_turn(conv_id, seq)
+            conversation, record = self._conversation(conv_id)  # one read of the record per call
+            before = self._turn_of(conversation, seq)
             turn = Turn.from_dict({**before.to_dict(), **{k: v for k, v in fields.items() if k != "steps"}})
             if "steps" in fields:
                 turn.steps = list(fields["steps"])
@@ -586,7 +593,7 @@ class HistoryStore:
                 return turn
             record_after = (was_pending and not pending) or ended
             with self._changing(conv_id) as change:
-                change.record = self._record(conv_id)
+                change.record = record
                 if pending and not was_pending:
                     # The record first: a crash after this still re-attaches (readers check the turn itself).
                     conversation.pending = sorted(conversation.pending + [seq])
