@@ -21,6 +21,7 @@ import secrets
 import sqlite3
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -78,6 +79,17 @@ def turn_key(created_at: str, seq: int) -> int:
         stamp = stamp.replace(tzinfo=UTC)
     micros = int(stamp.timestamp() * 1_000_000)
     return (max(0, micros) << 8) | (seq & 0xFF)
+
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")  # Linux: new at every boot
+
+
+def boot_id() -> str | None:
+    """This boot's id; None where the system does not say (then no catch-up after a power cut)."""
+    try:
+        return BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _generation() -> str:
@@ -268,7 +280,12 @@ class Catalog:
             db.execute("INSERT INTO turn_text(turn_text) VALUES ('optimize')")
             db.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
-                [("version", str(CATALOG_VERSION)), ("complete", "1"), ("built_at", generation)],
+                [
+                    ("version", str(CATALOG_VERSION)),
+                    ("complete", "1"),
+                    ("built_at", generation),
+                    ("boot", boot_id() or ""),
+                ],
             )
             db.execute("COMMIT")
             db.execute("PRAGMA journal_mode = WAL")
@@ -365,6 +382,7 @@ class Catalog:
                 for turn in turns:
                     self._put_turn(db, turn)
             db.execute("DELETE FROM dirty WHERE conversation = ?", (conv_id,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('written', ?)", (repr(time.time()),))
 
     def _conversation_row(self, record: Record) -> tuple[Any, ...]:
         return (
@@ -416,6 +434,40 @@ class Catalog:
     def _drop(self, db: sqlite3.Connection, conv_id: str) -> None:
         self._drop_turns(db, conv_id)
         db.execute("DELETE FROM conversations WHERE id = ?", (conv_id,))
+
+    # -- after a power cut ------------------------------------------------------------------
+
+    def booted_since(self) -> bool:
+        """The machine has started again since this catalog was last brought in step with the files.
+
+        Commits are not fsynced (WAL, synchronous=NORMAL): a kill loses none, a power cut may lose
+        the last ones while the files (fsynced) keep what they recorded, marks included. Then the
+        next start catches up (`HistoryStore._catch_up`)."""
+        current = boot_id()
+        if current is None:
+            return False
+        with self._sql() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'boot'").fetchone()
+        return row is None or row[0] != current
+
+    def note_boot(self) -> None:
+        """The catalog agrees with the files as of this boot."""
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('boot', ?)", (boot_id() or "",))
+
+    def written_at(self) -> float | None:
+        """When the catalog last took a change (time.time()): a power cut keeps a prefix of the
+        commits, so every change it lost came later. None: a catalog from before this was kept."""
+        with self._sql() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'written'").fetchone()
+        try:
+            return float(row[0]) if row else None
+        except ValueError:
+            return None
+
+    def all_ids(self) -> set[str]:
+        with self._sql() as db:
+            return {row[0] for row in db.execute("SELECT id FROM conversations")}
 
     # -- reading -----------------------------------------------------------------------------
 

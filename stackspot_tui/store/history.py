@@ -51,6 +51,7 @@ SCHEMA_VERSION = 2  # 1: conversation records in 16 index shards, no catalog
 RECORD_FILE = "conversation.json"
 HEX = "0123456789abcdef"
 TITLE_LENGTH = 60
+CATCH_UP_MARGIN = 60.0  # s: clock steps and timestamp granularity between a write and its directory's mtime
 _CONVERSATION_FIELDS = {"title", "slug", "agent_id", "conversation_id", "archived", "updated_at"}
 
 __all__ = ["INDEX_TABLE", "PAGE_SIZE", "SCHEMA_VERSION", "TURNS_TABLE", "HistoryStore", "SearchHit"]
@@ -161,7 +162,7 @@ class HistoryStore:
             chores = version != SCHEMA_VERSION or bool(self._trash_entries()) or os.path.lexists(self.root / "index")
             if not chores:
                 problem = self.catalog.check()
-                chores = problem is not None or bool(self.catalog.dirty())
+                chores = problem is not None or bool(self.catalog.dirty()) or self.catalog.booted_since()
         if not chores:
             return
         try:
@@ -191,6 +192,30 @@ class HistoryStore:
             raise HistoryCorruptError(self.catalog.path or self.catalog.directory, problem)
         for conv_id in sorted(self.catalog.dirty()):
             self._resync(conv_id)
+        if self.catalog.booted_since():
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """After a restart of the machine: copy into the catalog every conversation whose directory
+        changed since the catalog's last commit (a power cut may have lost its last commits, marks
+        included), and drop those whose files are gone. Once per boot: a stat of every conversation
+        directory, and a resync of the few changed since."""
+        written = self.catalog.written_at()
+        if written is None:  # kept by an older version, which did not say when: nothing to go by
+            self.catalog.note_boot()
+            return
+        cutoff = written - CATCH_UP_MARGIN
+        on_disk = set(self._ids_on_disk())
+        for conv_id in sorted(self.catalog.all_ids() - on_disk):
+            self.catalog.apply(conv_id, None)
+        for conv_id in sorted(on_disk):
+            try:
+                changed = os.stat(self.conversation_dir(conv_id)).st_mtime >= cutoff
+            except OSError:
+                continue
+            if changed:
+                self._resync(conv_id)
+        self.catalog.note_boot()
 
     def _check_meta(self) -> int | None:
         """The schema version in meta.json; None when it does not exist yet."""
