@@ -591,8 +591,10 @@ conversations and removed again. Searches run on an open store, 50 hits at most;
 "first call" is timed inside a fresh process, opening the store included; `stackspot-tui …`
 rows are whole processes timed from outside (interpreter start-up and imports included).
 A whole turn waits for 12 fsyncs (history-layout.md, Crash safety): where one durable write
-costs several milliseconds, as the disk row shows, the turn costs about twelve of them, and
-the row with fsync skipped is the code's own share. Layout and costs:
+costs several milliseconds, as the disk row shows, the turn costs about twelve of them. The
+row with fsync skipped bounds the code's own share from above: on ext4 a file renamed over
+another before its fsync has its writing started by the rename, which then waits for the disk.
+Why every fsync stays, and what a faster turn needs: history-layout.md, Crash safety. Layout and costs:
 [history-layout.md](history-layout.md).""",
     "export": """`export --all` of the 10k tier and `export ID` of one 10,000-turn conversation, run as
 `stackspot-tui` processes: the store read, the rendering and the file writes, timed from
