@@ -51,6 +51,8 @@ def visible_json(data: Any, **options: Any) -> str:
 
 def visible_json_text(text: str) -> str:
     """JSON text (non-ASCII kept) with its control and invisible characters written as escapes."""
+    if text.isascii() and "\x7f" not in text:  # json escapes the rest of ASCII's controls itself
+        return text
     return _JSON_UNSAFE.sub(_json_escape, text)
 
 
