@@ -115,7 +115,12 @@ def _sources(turn: Turn) -> list[str]:
 
 def _steps_line(turn: Turn) -> str:
     """`fetch-ticket (API, HTTP 200: {"ticket": 42}), analyze (LLM)`."""
-    return ", ".join(s.name + (f" ({', '.join(_step_facts(s))})" if _step_facts(s) else "") for s in turn.steps)
+    return ", ".join(_step_part(s) for s in turn.steps)
+
+
+def _step_part(step: StepSummary) -> str:
+    facts = _step_facts(step)
+    return step.name + (f" ({', '.join(facts)})" if facts else "")
 
 
 def _step_facts(step: StepSummary) -> list[str]:

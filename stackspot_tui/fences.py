@@ -10,7 +10,8 @@ _FENCED_BLOCK = re.compile(r"^(`{3,}|~{3,})[^\n]*\n(.*?)^\1\s*$", re.S | re.M)
 
 def code_fence(text: str, info: str = "") -> str:
     """`text` as a fenced code block; the fence is longer than any backtick run inside it."""
-    longest = max((len(run) for run in _BACKTICK_RUN.findall(text)), default=2)
+    # Most texts hold no run of three backticks: skip the search then (an export fences every prompt).
+    longest = max((len(run) for run in _BACKTICK_RUN.findall(text)), default=2) if "```" in text else 2
     fence = "`" * (longest + 1)
     return f"{fence}{info}\n{text}\n{fence}"
 
