@@ -276,3 +276,17 @@ def test_a_catalog_record_that_is_not_one_is_damage(store):
     db.close()
     with pytest.raises(HistoryCorruptError, match="catalog holds"):
         store.list_conversations()
+
+
+@given(
+    st.lists(st.sampled_from(["pa", "par", "rs", "er", "_", " ", "-", "é", "\n", "1"]), max_size=20).map("".join),
+    st.sampled_from(["pa", "par", "pars", "é1"]),
+)
+def test_a_prefix_counts_the_words_that_start_with_it(text, prefix):
+    """Ranking counts a prefix's words by its pattern: the same number as the words starting so."""
+    import re
+
+    matcher = Matcher(parse(f"{prefix}*"))
+    words = re.findall(r"[^\W_]+", fold(text))
+    count = sum(1 for word in words if word.startswith(fold(prefix)))
+    assert matcher.quality(fold(text), "") == pytest.approx(2 * count / (count + 1))

@@ -138,16 +138,15 @@ class Matcher:
         """Words in the prompt count twice; repeats count less and less; the whole query verbatim counts extra.
 
         The texts are split into words once (as the patterns see words: runs of letters and
-        digits); a whole word is then counted on that list, a prefix or phrase by its pattern."""
-        prompt_words, answer_words = _WORD.findall(prompt), _WORD.findall(answer)
+        digits); a whole word is then counted on that list, a prefix or phrase by its pattern
+        (a loop over every word for a prefix cost as much as the rest of a search)."""
+        split = self.whole or any(not (term.phrase or term.prefix) for term in self.terms)
+        prompt_words, answer_words = (_WORD.findall(prompt), _WORD.findall(answer)) if split else ([], [])
         score = 0.0
         for term, pattern in zip(self.terms, self.patterns, strict=True):
-            if term.phrase:
+            if term.phrase or term.prefix:
+                # A prefix's pattern matches at the start of a word only: one match per word starting so.
                 in_prompt, in_answer = len(pattern.findall(prompt)), len(pattern.findall(answer))
-            elif term.prefix:
-                start = term.words[0]
-                in_prompt = sum(1 for w in prompt_words if w.startswith(start))
-                in_answer = sum(1 for w in answer_words if w.startswith(start))
             else:
                 in_prompt, in_answer = prompt_words.count(term.words[0]), answer_words.count(term.words[0])
             score += 2 * in_prompt / (in_prompt + 1) + in_answer / (in_answer + 1)
