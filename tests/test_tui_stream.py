@@ -11,6 +11,7 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 
@@ -94,6 +95,21 @@ def screen_lines(app: App, widget) -> list[str]:
     return [strip.text[region.x : region.right].rstrip() for strip in strips[region.y : region.bottom]]
 
 
+def screen_cells(app: App, widget) -> list[list[tuple[str, str]]]:
+    """What a person sees of ``widget``, cell by cell: each character with its style, a blank
+    with its background alone (its foreground colour shows nothing)."""
+    region = widget.region
+    rows = []
+    for strip in app.screen._compositor.render_strips()[region.y : region.bottom]:
+        cells = []
+        for segment in strip.crop(region.x, region.right):
+            style = segment.style or Style()
+            for char in segment.text:
+                cells.append((char, str(style if char.strip() else Style(bgcolor=style.bgcolor))))
+        rows.append(cells)
+    return rows
+
+
 async def render(text: str, pieces: tuple[int, ...], monkeypatch) -> tuple[list[str], list[list[str]], list]:
     """In one app: the screen lines of ``text`` rendered whole (as history shows it), then for
     each piece size the lines of it streamed, with the source of each Markdown widget it ends
@@ -108,6 +124,7 @@ async def render(text: str, pieces: tuple[int, ...], monkeypatch) -> tuple[list[
         await transcript.mount(view)
         await pilot.pause()
         whole = screen_lines(app, view)
+        whole_cells = screen_cells(app, view)
         await view.remove()
         streamed, facts = [], []
         for piece in pieces:
@@ -124,6 +141,7 @@ async def render(text: str, pieces: tuple[int, ...], monkeypatch) -> tuple[list[
                 await pilot.pause()
             await pilot.pause()
             assert answer.rendered == visible(text)
+            assert screen_cells(app, answer) == whole_cells  # colours too, not only the text
             streamed.append(screen_lines(app, answer))
             facts.append((answer.sources, most_parts))
             await answer.remove()

@@ -61,9 +61,13 @@ def _once_laid_out(block: type[MarkdownBlock]) -> type[MarkdownBlock]:
 
 
 class AnswerMarkdown(Markdown):
-    """A part of a streaming answer: it and its blocks grow without a second layout per append."""
+    """A part of a streaming answer: it and its blocks grow without a second layout per append.
+    Its own lines (the gaps between its blocks) are blank: drawn as such, they skip Textual's
+    per-line styling, which ran for every visible line on every append (the widget grows, and a
+    resized widget redraws all of its lines)."""
 
     BLOCKS = {name: _once_laid_out(block) for name, block in Markdown.BLOCKS.items()}
+    BLANK = True  # no border and no padding here (MessageView's CSS): nothing but background
     _size_updated = _laid_out
 
 
