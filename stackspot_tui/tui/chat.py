@@ -53,14 +53,6 @@ from .widgets import (
 RECENT_TURNS = 20
 
 
-class Transcript(VerticalScroll):
-    """The conversation's messages. Its own lines (padding, the gaps between messages) are plain
-    background: drawn as blanks, they skip Textual's per-line styling, which ran for every
-    visible line each time the transcript scrolled (every append of a streaming answer)."""
-
-    BLANK = True
-
-
 def _since(iso: str | None) -> float:
     """Seconds since an ISO timestamp of the history (0 when unknown)."""
     if not iso:

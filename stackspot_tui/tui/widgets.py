@@ -99,7 +99,12 @@ def plain_markdown_parser() -> MarkdownIt:
 class Transcript(VerticalScroll):
     """The conversation's scrolling column. A layout that changes its virtual size (an answer
     grew) does not ask for another layout: Textual's default does, so each append of a
-    streaming answer laid the whole screen out twice and repainted every visible line."""
+    streaming answer laid the whole screen out twice and repainted every visible line.
+    Its own lines (padding, the gaps between messages) are plain background: drawn as blanks,
+    they skip Textual's per-line styling, which ran for every visible line each time the
+    transcript scrolled (every append of a streaming answer)."""
+
+    BLANK = True
 
     def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
         return super()._size_updated(size, virtual_size, container_size, layout=False)
