@@ -632,7 +632,7 @@ asked for a layout of the whole screen, not a repaint of its line; and after eac
 widget the answer had grown (its last block, the answer, the transcript) set its new virtual
 size as a reactive that asks for a second layout, while the progress log (a ScrollView, whose
 size check never matches) redrew its scrollbar line by line on every one. Now an append that
-grows the last block costs one layout, and a repaint only of what changed.
+only grows the last block costs one layout (one that mounts a new block still costs two).
 
 Earlier comparisons, in the pty, interleaved runs on the same load (min / median / max of 9
 runs, load average 5–8.5):
