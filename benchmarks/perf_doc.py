@@ -632,7 +632,9 @@ asked for a layout of the whole screen, not a repaint of its line; and after eac
 widget the answer had grown (its last block, the answer, the transcript) set its new virtual
 size as a reactive that asks for a second layout, while the progress log (a ScrollView, whose
 size check never matches) redrew its scrollbar line by line on every one. Now an append that
-only grows the last block costs one layout (one that mounts a new block still costs two).
+only grows the last block costs one layout (one that mounts a new block still costs two), and
+the transcript's and the answer's own lines (padding, the gaps between blocks) are drawn as
+blanks (Textual's `BLANK`), skipping the per-line styling that every scroll ran for each of them.
 
 Earlier comparisons, in the pty, interleaved runs on the same load (min / median / max of 9
 runs, load average 5–8.5):
