@@ -382,3 +382,16 @@ async def test_the_answer_is_shown_before_its_final_write_and_stays_fetchable(se
     turn = await service.send(conversation.id, "hi", on_event=on_event)
     assert seen == [("final progress", None, None), ("answer", True, None), ("finished", False, "hi")]
     assert store.get_turn(conversation.id, turn.seq).result == "hi"
+
+
+async def test_reattaching_a_turn_another_process_finished_still_ends_it(service, store):
+    """The app re-attaches a turn left running; if another process (a `run` watching it) has
+    finished it meanwhile, nothing is fetched, but the turn ends as every turn does: the app
+    waits for that TurnFinished, and without it stayed "running" for good."""
+    conversation = service.new_conversation("code-review")
+    turn = await service.send(conversation.id, "hello")
+    assert turn.status == "COMPLETED" and not turn.fetchable
+    events = []
+    again = await service.reattach(conversation.id, turn.seq, on_event=events.append)
+    assert again.status == "COMPLETED"
+    assert [type(e) for e in events] == [TurnFinished] and events[0].turn.seq == turn.seq

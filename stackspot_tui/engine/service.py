@@ -359,6 +359,9 @@ class ConversationService:
         emit = on_event or (lambda event: None)
         turn = await self._io(self.store.get_turn, conversation_id, seq)
         if not turn.fetchable or turn.execution_id is None:
+            # Nothing to fetch (another process watched it to its end meanwhile): it still ends as
+            # every turn does, or a caller waiting for TurnFinished waits forever.
+            emit(TurnFinished(await self._io(self.store.get_conversation, conversation_id), turn, 0.0))
             return turn
         emit(ExecutionStarted(turn, turn.execution_id, reattached=True))
         return await self._follow(turn, self._clock(), emit)
