@@ -9,13 +9,11 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.geometry import Size
-from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownBlock
 
 from ..textsafe import visible
-from .widgets import MessageView, plain_markdown_parser
+from .widgets import MessageView, laid_out, plain_markdown_parser
 
 #: finished top-level blocks the growing Markdown widget holds before they are frozen into a
 #: widget of their own, so an append never lays out an unbounded answer. Set high: measured in
@@ -48,16 +46,9 @@ def freeze_point(source: str, blocks: int) -> int:
     return sum(len(line) + 1 for line in lines[: complete[-1]])
 
 
-def _laid_out(self: Widget, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
-    # The layout that gave a widget its new size placed it and its children already: Textual's
-    # default asks for another layout of the whole screen when the size changed, so every
-    # append of a streaming answer (its last block, the answer, the transcript grow) cost two.
-    return Widget._size_updated(self, size, virtual_size, container_size, layout=False)
-
-
 def _once_laid_out(block: type[MarkdownBlock]) -> type[MarkdownBlock]:
     """``block`` under its own name (CSS selects it as before), sized without a second layout."""
-    return type(block.__name__, (block,), {"_size_updated": _laid_out, "__module__": __name__})
+    return type(block.__name__, (block,), {"_size_updated": laid_out, "__module__": __name__})
 
 
 class AnswerMarkdown(Markdown):
@@ -68,7 +59,7 @@ class AnswerMarkdown(Markdown):
 
     BLOCKS = {name: _once_laid_out(block) for name, block in Markdown.BLOCKS.items()}
     BLANK = True  # no border and no padding here (MessageView's CSS): nothing but background
-    _size_updated = _laid_out
+    _size_updated = laid_out
 
 
 def _markdown(text: str = "", classes: str = "body") -> Markdown:
@@ -152,7 +143,7 @@ class StreamingAnswer(MessageView):
     def on_mount(self) -> None:
         self._render_task = asyncio.create_task(self._render_loop())
 
-    _size_updated = _laid_out  # as AnswerMarkdown
+    _size_updated = laid_out  # as AnswerMarkdown
 
     def on_unmount(self) -> None:
         if self._render_task is not None:

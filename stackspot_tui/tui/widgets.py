@@ -20,6 +20,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Log, Markdown, Static, TextArea
 
 from ..engine import Turn, answer_text
@@ -96,18 +97,22 @@ def plain_markdown_parser() -> MarkdownIt:
     return MarkdownIt("gfm-like", {"html": False})
 
 
+def laid_out(self: Widget, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+    """A ``_size_updated`` for widgets that grow as an answer streams (not ScrollViews): the layout
+    that gave the widget its new size placed it and its children already, and Textual's default
+    asks for another layout of the whole screen when the size changed, so every append of a
+    streaming answer (its last block, the answer, the transcript grow) cost two."""
+    return Widget._size_updated(self, size, virtual_size, container_size, layout=False)
+
+
 class Transcript(VerticalScroll):
-    """The conversation's scrolling column. A layout that changes its virtual size (an answer
-    grew) does not ask for another layout: Textual's default does, so each append of a
-    streaming answer laid the whole screen out twice and repainted every visible line.
+    """The conversation's scrolling column; it grows without a second layout (`laid_out`).
     Its own lines (padding, the gaps between messages) are plain background: drawn as blanks,
     they skip Textual's per-line styling, which ran for every visible line each time the
     transcript scrolled (every append of a streaming answer)."""
 
     BLANK = True
-
-    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
-        return super()._size_updated(size, virtual_size, container_size, layout=False)
+    _size_updated = laid_out
 
 
 class MessageView(Vertical, can_focus=True):
