@@ -6,12 +6,14 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .api import AgentClient, StackSpotClient
 from .config import Settings
-from .endpoints import check_endpoints
-from .engine import Backend, ConversationService
 from .store import HistoryStore
+
+if TYPE_CHECKING:  # the client and the engine load when a service is built: history commands need neither
+    from .api import StackSpotClient
+    from .engine import Backend, ConversationService
 
 DEMO_CLIENT_ID = "demo-client"
 DEMO_CLIENT_SECRET = "demo-secret"
@@ -56,6 +58,9 @@ def demo_settings(settings: Settings) -> Settings:
 
 
 def build_client(settings: Settings, *, demo: bool) -> StackSpotClient:
+    from .api import StackSpotClient
+    from .endpoints import check_endpoints
+
     if not demo:
         check_endpoints(settings)  # malformed or clear-text URLs and proxies: refused before sending
         return StackSpotClient.from_settings(settings)
@@ -76,6 +81,9 @@ def open_store(settings: Settings, *, demo: bool) -> HistoryStore:
 
 
 def build_service(settings: Settings, *, demo: bool, store: HistoryStore | None = None) -> ConversationService:
+    from .api import AgentClient
+    from .engine import ConversationService
+
     store = store or open_store(settings, demo=demo)
     client = build_client(settings, demo=demo)
     agents = AgentClient.from_settings(demo_settings(settings) if demo else settings, client)
@@ -84,6 +92,8 @@ def build_service(settings: Settings, *, demo: bool, store: HistoryStore | None 
 
 def build_backend(settings: Settings, *, demo: bool) -> Backend:
     """What the app works with; in demo mode it also offers the simulator's quick commands."""
+    from .engine import Backend
+
     catalogue = None
     if demo:
         from .sim import quick_commands

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
+from stackspot_tui import api, sim
 from stackspot_tui.cli import build_parser
 from stackspot_tui.cli import history as history_commands
 from stackspot_tui.cli import run as run_commands
@@ -75,3 +79,28 @@ def test_archive_and_unarchive_share_one_handler():
     assert parse("archive", "abc").archived is True
     assert parse("unarchive", "abc").archived is False
     assert parse("archive", "abc").handler.__wrapped__ is parse("unarchive", "abc").handler.__wrapped__
+
+
+# What a command that never sends must not load: each costs a history command's start-up.
+SENDING_ONLY = ("httpx", "asyncio", "stackspot_tui.api.client", "stackspot_tui.engine", "stackspot_tui.sim.core")
+
+
+@pytest.mark.parametrize("argv", [["conversations"], ["search", "word"], ["--version"], ["run", "bad slug", "hi"]])
+def test_commands_that_do_not_send_start_without_the_client_or_the_engine(env, argv):
+    """A history command, `--version` and a refused argument answer without importing httpx,
+    asyncio, the engine or the simulator's server (about 0.15 s of every such process)."""
+    code = (
+        "import sys\nfrom stackspot_tui.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print([name for name in {SENDING_ONLY!r} if name in sys.modules], file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stderr.splitlines()[-1] == "[]", done.stderr
+
+
+@pytest.mark.parametrize("package", [api, sim])
+def test_every_name_a_package_offers_is_found_where_it_is_loaded(package):
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        package.no_such_name  # noqa: B018

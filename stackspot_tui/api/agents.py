@@ -7,7 +7,6 @@ never raises on odd fields, and what arrived before a cut is handed over before 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -29,17 +28,13 @@ from .errors import (
     StreamCut,
 )
 from .models import Source, _dict, _int, _str
+from .names import valid_agent_id
 
 PROMPT_TOO_LONG_CODE = "INFERENCE_6001_LLM_MODEL_BAD_REQUEST"
 RATE_LIMIT_CODE = "INFERENCE_3008_CHAT_RATE_LIMIT_EXCEEDED"
 
 # Agent ids are ULIDs in practice; refuse only what cannot be one path segment of an id.
-_AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _SOURCE_KEYS = ("source", "sources", "cross_account_source", "knowledge_source_id")
-
-
-def valid_agent_id(agent_id: str) -> bool:
-    return _AGENT_ID.fullmatch(agent_id) is not None
 
 
 # -- what an answer says ------------------------------------------------------------------------

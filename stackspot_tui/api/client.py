@@ -6,7 +6,6 @@ import asyncio
 import functools
 import json
 import os
-import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +25,6 @@ from .errors import (
     ErrorBody,
     ExecutionTimeout,
     ForbiddenError,
-    InvalidSlugError,
     NetworkError,
     NotFoundError,
     ProtocolError,
@@ -38,33 +36,11 @@ from .errors import (
     limit_window,
 )
 from .models import Execution, parse_timestamp
+from .names import check_slug
 from .policy import PollPolicy, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
     from ..config import Settings
-
-SLUG = re.compile(r"[A-Za-z0-9_-]{1,85}")
-
-
-def slug_problem(slug: str) -> str | None:
-    """Why StackSpot would refuse ``slug`` (1-85 of A-Z a-z 0-9 _ -), or None when it is fine."""
-    if SLUG.fullmatch(slug):
-        return None
-    if not slug:
-        return "the quick command slug is empty"
-    if len(slug) > 85:
-        return f"the quick command slug is {len(slug)} characters long; StackSpot accepts at most 85"
-    bad = sorted({c for c in slug if not (c.isascii() and (c.isalnum() or c in "_-"))})
-    shown = " ".join(repr(c) for c in bad[:5])
-    return f"'{one_line(slug, 60)}' is not a quick command slug: {shown} not allowed (only letters, digits, _ and -)"
-
-
-def check_slug(slug: str) -> str:
-    """``slug`` when StackSpot would accept it; else InvalidSlugError saying why."""
-    problem = slug_problem(slug)
-    if problem:
-        raise InvalidSlugError(problem)
-    return slug
 
 
 @dataclass(frozen=True)

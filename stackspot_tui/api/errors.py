@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..textsafe import one_line
+
+if TYPE_CHECKING:
+    import httpx  # the responses it reads; not loaded for the errors alone
 
 
 class StackSpotError(Exception):

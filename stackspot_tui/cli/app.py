@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..api.agents import valid_agent_id
+from ..api.names import valid_agent_id
 from .common import CommonOptions, Streams, UsageError, conversation_options
 
 

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..api import slug_problem
-from ..api.agents import valid_agent_id
 from ..api.models import result_to_text
-from ..engine import AnswerDelta, ConversationService, Event, TurnSaved, fetchable_turns
-from ..progress import progress_lines
-from ..runtime import build_service, open_store
+from ..api.names import slug_problem, valid_agent_id
+from ..runtime import open_store
 from ..store import HistoryStore
 from ..store.models import Conversation, Turn
 from ..textsafe import visible, visible_json
@@ -30,6 +26,12 @@ from .common import (
     positive_float,
     print_result,
 )
+
+if TYPE_CHECKING:
+    from ..engine import ConversationService, Event
+
+# The engine (asyncio, httpx) is imported by the handlers that send or fetch: the other commands,
+# and a refused argument, do not wait for it.
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -205,6 +207,12 @@ def _run(args: argparse.Namespace, streams: Streams) -> int:
     settings = common.settings(streams, execution_timeout=args.timeout)
     slug, agent, prompt_arg = _target(args)
     prompt, input_data = read_prompt(prompt_arg, args.json_input, streams.stdin)
+    import asyncio
+
+    from ..engine import AnswerDelta, TurnSaved
+    from ..progress import progress_lines
+    from ..runtime import build_service
+
     show_progress = not args.quiet and (args.verbose or streams.stderr.isatty())
     writer = AnswerWriter(streams.stdout, as_json=args.json)
     saved: list[Turn] = []  # the turn, once on disk: what Ctrl+C leaves behind is told from it
@@ -255,6 +263,11 @@ def _run(args: argparse.Namespace, streams: Streams) -> int:
 
 
 def _resume(args: argparse.Namespace, streams: Streams) -> int:
+    import asyncio
+
+    from ..engine import fetchable_turns
+    from ..runtime import build_service
+
     common = CommonOptions.from_args(args)
     settings = common.settings(streams)
     store = open_store(settings, demo=common.demo)

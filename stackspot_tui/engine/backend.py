@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import export
 from ..api import StackSpotError, result_to_text
-from ..api.agents import valid_agent_id
+from ..api.names import valid_agent_id
 from ..store import SearchHit
 from ..store.models import Conversation, Turn
 from .service import ConversationService, EventCallback
