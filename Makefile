@@ -30,9 +30,10 @@ test: $(STAMP)
 	@rm -f .coverage .coverage.*
 	$(TEST_ENV) $(BIN)/python -m pytest -q -n 2 --dist loadgroup --cov --cov-report=term-missing:skip-covered
 
-# Unit tests only: no app (Pilot) tests, no real processes.
+# Unit tests only: no app (Pilot) tests, no real processes, fewer property examples (`make test`
+# draws the full number): a quick answer while working.
 test-fast: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not e2e and not app"
+	HYPOTHESIS_PROFILE=fast STACKSPOT_FUZZ_EXAMPLES=8 $(TEST_ENV) $(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not e2e and not app"
 
 # The thorough search: 1,000 examples per property test and 500 damaged histories (minutes).
 test-deep: $(STAMP)

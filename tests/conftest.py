@@ -8,9 +8,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 # Property tests: `make test` draws enough examples to catch a regression on every run (each run
-# draws new ones); `make test-deep` (HYPOTHESIS_PROFILE=deep) is the thorough search. How fast
+# draws new ones); `make test-fast` (HYPOTHESIS_PROFILE=fast) fewer, for a quick answer while
+# working; `make test-deep` (HYPOTHESIS_PROFILE=deep) is the thorough search. How fast
 # examples are drawn says how busy the machine is, not whether the code is right: not a failure.
 settings.register_profile("suite", max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fast", max_examples=15, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("deep", max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 

@@ -222,6 +222,7 @@ def _writer(root: str, conv_id: str | None, count: int, queue, lock_kind: str) -
     queue.put(target)
 
 
+@pytest.mark.e2e  # real processes: `make test`, not `make test-fast`
 @pytest.mark.parametrize("shared", [True, False], ids=["one-conversation", "own-conversations"])
 def test_parallel_writer_processes_lose_no_turn(tmp_path, shared, lock_kind):
     if lock_kind == "filelock" and not shared:
