@@ -290,3 +290,24 @@ def test_a_prefix_counts_the_words_that_start_with_it(text, prefix):
     words = re.findall(r"[^\W_]+", fold(text))
     count = sum(1 for word in words if word.startswith(fold(prefix)))
     assert matcher.quality(fold(text), "") == pytest.approx(2 * count / (count + 1))
+
+
+def test_finding_the_executions_left_running_reads_only_their_conversations(store):
+    """Every start looks for them: reading all 100k conversations to find two took 0.1 s."""
+    for n in range(300):
+        store.create_conversation("code-review", f"conversation {n}")
+    left = [store.create_conversation("code-review", f"left running {n}") for n in range(2)]
+    for conversation in left:
+        added = store.add_turn(conversation.id, "a long one", "a long one")
+        store.update_turn(conversation.id, added.seq, status="RUNNING", execution_id=f"exec-{conversation.id}")
+    for n in range(300):
+        store.create_conversation("code-review", f"newer {n}")
+    rows_read = []
+    db = store.catalog.db
+    db.set_progress_handler(lambda: rows_read.append(1), 10)  # called every 10 SQLite VM steps
+    try:
+        pending = store.pending_turns()
+    finally:
+        db.set_progress_handler(None, 10)
+    assert sorted(c.id for c, _ in pending) == sorted(c.id for c in left)
+    assert len(rows_read) < 30, f"{len(rows_read) * 10} SQLite steps: it walked every conversation"

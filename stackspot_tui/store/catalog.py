@@ -487,7 +487,10 @@ class Catalog:
     ) -> list[str]:
         """Conversation records (JSON text), newest activity first."""
         where, params = self._where(archived, matching, pending, ids)
-        sql = f"SELECT record FROM conversations{where} ORDER BY updated_at DESC, created_at DESC"
+        # The few conversations left running, read through their own index: left to itself SQLite
+        # walks every conversation in recency order to skip a sort (0.1 s at 100k, at each start).
+        table = "conversations INDEXED BY conversations_pending" if pending else "conversations"
+        sql = f"SELECT record FROM {table}{where} ORDER BY updated_at DESC, created_at DESC"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [limit, offset]
