@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from test_tui import creates, log_text, make_app, make_service, messages, send, until
+from textual.widgets._footer import FooterKey
 
 from stackspot_tui.config import Settings
 from stackspot_tui.tui.chat import ChatScreen
@@ -406,3 +407,25 @@ async def test_the_ticking_status_repaints_its_line_without_laying_out_the_scree
         assert status.size.height == 1
         service.time.release()
         await until(pilot, lambda: not app.chat.running)
+
+
+async def test_the_footers_keys_are_styled_once_as_they_mount(service, tmp_path, monkeypatch):
+    """Each key mounted compact, then was made not compact by its binding to the footer: two
+    restyles of every key at each compose of a footer, a fifth of the app's start-up."""
+    restyled: list[str] = []
+    update = FooterKey.update_node_styles
+    monkeypatch.setattr(
+        FooterKey, "update_node_styles", lambda self, **kw: (restyled.append(self.key), update(self, **kw))
+    )
+    app = make_app(service, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f1")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        keys = list(app.screen.query(FooterKey))
+        palette = [key for key in keys if key.has_class("-command-palette")]
+        assert len(keys) > 5 and len(palette) == 1
+        assert set(restyled) <= {palette[0].key}  # as Textual styles it: compact, its own
+        assert palette[0].compact and palette[0].has_class("-compact")
+        assert not any(key.compact or key.has_class("-compact") for key in keys if key not in palette)

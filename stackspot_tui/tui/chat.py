@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from ..engine import (
@@ -37,6 +37,7 @@ from .screens import Pick, QuitScreen
 from .stream import StreamingAnswer
 from .widgets import (
     ConversationBar,
+    KeyFooter,
     MessageView,
     ProgressLog,
     PromptInput,
@@ -115,7 +116,7 @@ class ChatScreen(Screen):
                 yield RunStatus(id="side-title")
                 yield ProgressLog(id="log")
                 yield WaitStatus(id="wait")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def transcript(self) -> VerticalScroll:

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
@@ -22,6 +22,7 @@ from ..textsafe import visible
 from ..timefmt import relative
 from ..wording import counted
 from .screens import ConfirmScreen, ExportScreen, TextPrompt
+from .widgets import KeyFooter
 
 SEARCH_MIN_CHARS = 3
 SEARCH_DEBOUNCE_SECONDS = 0.25
@@ -67,7 +68,7 @@ class ConversationsScreen(ModalScreen[tuple[str, int | None] | None]):
             yield Static(id="heading")
             yield Input(placeholder="filter titles · 3+ characters search every prompt and answer", id="search")
             yield OptionList(id="results")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.refresh_list()

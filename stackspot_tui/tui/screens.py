@@ -14,13 +14,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, OptionList, Static
+from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from ..config import ENV_VARS
 from ..engine import slug_problem
 from ..textsafe import one_line, visible
 from ..wording import counted
+from .widgets import KeyFooter
 
 
 class FirstRunScreen(Screen[str]):
@@ -55,7 +56,7 @@ class FirstRunScreen(Screen[str]):
             with Horizontal(id="buttons"):
                 yield Button("Continue in demo mode (d)", variant="primary", id="demo")
                 yield Button("Quit (q)", id="quit")
-        yield Footer()
+        yield KeyFooter()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id)
