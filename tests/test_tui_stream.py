@@ -197,3 +197,57 @@ async def test_an_append_lays_the_screen_out_once(monkeypatch):
         # Each growing widget's new virtual size asked Textual for a second layout of the screen.
         assert len(layouts) == 1
         assert transcript.scroll_y == transcript.max_scroll_y > 0  # still following the end
+
+
+async def test_lines_scrolled_out_of_view_are_not_kept_styled(monkeypatch):
+    # Each line a block drew kept its styled strip (and their crop caches, ~12 KB a line) until
+    # the block refreshed, which a finished block never does: memory grew with the answer.
+    monkeypatch.setattr(StreamingAnswer, "render_interval", 0.0)
+    monkeypatch.setattr(StreamingAnswer, "max_render_interval", 0.0)
+    app = Transcript()
+    async with app.run_test(size=(80, 30)) as pilot:
+        answer = StreamingAnswer()
+        transcript = app.query_one(TranscriptView)
+        transcript.anchor()
+        await transcript.mount(answer)
+        for n in range(60):
+            answer.feed(f"Paragraph {n} " + "word " * 40 + "\n\n")
+            await pilot.pause()
+        for _ in range(3):
+            await pilot.pause()
+        assert transcript.max_scroll_y > 100  # far taller than the screen, every block drawn once
+        styled = sum(len(widget._styles_cache._cache) for widget in answer.walk_children())
+        assert 0 < styled <= 30
+        transcript.scroll_home(animate=False)  # scrolled back, the first blocks draw again
+        await pilot.pause()
+        await pilot.pause()
+        assert "Paragraph 0" in "\n".join(screen_lines(app, transcript))
+
+
+async def test_an_answer_finished_to_be_replaced_is_not_parsed_again(monkeypatch):
+    # The last pass parsed the whole answer into a second widget tree beside the first, just
+    # before the chat screen removed both (a large answer is shown as plain text).
+    monkeypatch.setattr(StreamingAnswer, "render_interval", 0.0)
+    settled: list[int] = []
+    settle = StreamingAnswer._settle
+
+    async def counted(self):
+        settled.append(1)
+        await settle(self)
+
+    monkeypatch.setattr(StreamingAnswer, "_settle", counted)
+    app = Transcript()
+    async with app.run_test(size=(80, 30)) as pilot:
+        transcript = app.query_one(TranscriptView)
+        for discard in (False, True):
+            answer = StreamingAnswer()
+            await transcript.mount(answer)
+            answer.feed("some words\n\nand more")
+            await pilot.pause()
+            answer.feed(" and the last")
+            answer.finish("COMPLETED", discard=discard)
+            while not answer.drawn:
+                await pilot.pause()
+            assert answer.note == "COMPLETED"
+            await answer.remove()
+    assert settled == [1]

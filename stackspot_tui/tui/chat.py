@@ -463,15 +463,16 @@ class ChatScreen(Screen):
     def _show_outcome(self, turn: Turn, *, live: bool = False) -> None:
         """Replace what the transcript shows under a turn's prompt (if shown) by its current state."""
         streaming = self._streaming if self._streaming is not None and self._streaming.seq == turn.seq else None
+        replaced = None
         if streaming is not None and not live:
             self._streaming = None
             if turn.result is None or streaming.is_large:  # the plain view reads a huge answer better
-                streaming.finish(answer_note(turn))
-                streaming = None
-        if self.conversation is None or turn.conversation != self.conversation.id:
-            return
-        views = [view for view in self.transcript.query(MessageView) if view.seq == turn.seq]
+                replaced, streaming = streaming, None
+        shown = self.conversation is not None and turn.conversation == self.conversation.id
+        views = [view for view in self.transcript.query(MessageView) if view.seq == turn.seq] if shown else []
         prompt = next((view for view in views if view.role == "user"), None)
+        if replaced is not None:  # removed below when its prompt is shown: then no last render pass
+            replaced.finish(answer_note(turn), discard=prompt is not None)
         if prompt is None:
             return
         for view in views:

@@ -9,6 +9,7 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownBlock
 
@@ -134,6 +135,7 @@ class StreamingAnswer(MessageView):
         self._live = _markdown()  # the widget appends go to
         self._live_source = ""  # what it holds
         self._frozen: FrozenMarkdown | None = None  # the last part frozen, right above it
+        self._discarded = False  # finished to be replaced: no last render pass
         self.rendered = ""  # what the Markdown widgets hold, in order (tests and benchmarks read it)
 
     def compose(self) -> ComposeResult:
@@ -173,6 +175,8 @@ class StreamingAnswer(MessageView):
             await self._arrived.wait()
             self._arrived.clear()
             last = self._finished
+            if last and self._discarded:
+                return
             if self.is_attached:
                 await self._flush(last=last)
             if last:
@@ -209,6 +213,19 @@ class StreamingAnswer(MessageView):
         cut = freeze_point(self._live_source, FREEZE_BLOCKS)
         if cut:
             await self._swap(self._live_source[:cut], self._live_source[cut:])
+        self._forget_hidden_lines()
+
+    def _forget_hidden_lines(self) -> None:
+        """Drop the styled lines Textual caches for each widget of the answer scrolled out of
+        view. Nothing else clears them (a finished block never refreshes), and with the strips
+        each line's crops and divisions cache they held ~12 KB a line: most of what an answer
+        streamed into the transcript added to the app's memory. Scrolled back, a block draws its
+        lines again."""
+        shown = self.screen._compositor.visible_widgets  # private, but what the last frame drew
+        for widget in self.walk_children(Widget, with_self=False):
+            cache = widget._styles_cache
+            if cache._cache and widget not in shown:
+                cache.clear()
 
     async def _swap(self, head: str, tail: str) -> None:
         """Replace the growing widget by a frozen one showing ``head`` (if any) and a new growing
@@ -244,10 +261,13 @@ class StreamingAnswer(MessageView):
         else:
             await self._swap("", self._live_source)
 
-    def finish(self, note: str) -> None:
+    def finish(self, note: str, *, discard: bool = False) -> None:
         """The stream is over: the last pieces are still drawn (the render task's last pass),
-        and the header shows the turn's status."""
+        and the header shows the turn's status. With ``discard`` (another view is taking its
+        place) there is no last pass: it parsed the whole answer afresh into a second widget tree
+        while the first was still alive, the peak of the app's memory for a large answer."""
         self._finished = True
+        self._discarded = discard
         self._ended.set()
         self._arrived.set()
         self.note = note
