@@ -648,9 +648,14 @@ Also tried, in runs of the same kind: freezing off alone with appends every 30 m
 12 runs: words 550 vs 630 ms, keys 265 vs 343 ms, lag p99 340 vs 318 ms), and pacing each
 append by the measured cost of the last append and its frame. Paced that way the answer fell
 behind the stream (up to 30% of the words not yet drawn when the turn ended) and latencies
-were no better. The 8-block freeze did not pay at this length (100 blocks); it stays, at 400
-blocks, for answers far longer. Still far from the targets on a loaded 2-core machine: what
-remains is the one layout and repaint per frame, and the stream's own parsing, all on the
+were no better. The 8-block freeze did not pay at this length (100 blocks). Past 100 blocks in
+one widget each append lays out every one of them again: a 400-paragraph answer (20,000 words)
+fed a piece per render pass took 7.7-11.2 s of CPU frozen every 400 blocks and 4.3-5.4 s every
+100, so the app freezes every 100. The check for a freeze point parses the growing part only once
+it holds enough lines for one (a new line starts at most one block): a 400-line list, one block,
+had been parsed on every append, 60 ms and more each time. Still far from the targets on a loaded
+2-core machine: what remains is the one layout and repaint per frame, the compositor placing every
+block of the answer (frozen ones too) in each layout, and the stream's own parsing, all on the
 loop's one thread.""",
 }
 

@@ -17,7 +17,7 @@ from textual.containers import VerticalScroll
 
 from stackspot_tui.textsafe import visible
 from stackspot_tui.tui import stream
-from stackspot_tui.tui.stream import _REFERENCE, StreamingAnswer, freeze_point
+from stackspot_tui.tui.stream import _REFERENCE, Freezer, StreamingAnswer, freeze_point
 from stackspot_tui.tui.widgets import MessageView, plain_markdown_parser
 from stackspot_tui.tui.widgets import Transcript as TranscriptView
 
@@ -74,7 +74,7 @@ def block_tokens(text: str) -> list[tuple]:
 def test_a_freeze_point_never_cuts_where_later_text_changes_the_blocks(seed, at, blocks):
     whole = document(seed, 12)
     arrived = whole[: int(len(whole) * at)]
-    cut = freeze_point(arrived, blocks)
+    cut, _ = freeze_point(arrived, blocks)
     if not cut:
         return
     assert arrived[cut - 1] == "\n"
@@ -82,6 +82,37 @@ def test_a_freeze_point_never_cuts_where_later_text_changes_the_blocks(seed, at,
     assert len([t for t in plain_markdown_parser().parse(head) if t.level == 0 and t.nesting >= 0]) >= blocks
     # Whatever came after, the two halves parse to the blocks the whole answer has.
     assert block_tokens(head) + block_tokens(tail) == block_tokens(whole)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 10_000), at=st.floats(0, 1), blocks=st.integers(1, 6))
+def test_no_cut_comes_before_the_lines_a_freeze_point_waits_for(seed, at, blocks):
+    """The stream skips the parse until the answer holds the lines asked for: no answer may
+    reach a cut sooner, whatever its later lines turn earlier ones into."""
+    whole = document(seed, 16)
+    lines = whole.split("\n")
+    first = int(len(lines) * at)
+    cut, wait = freeze_point("\n".join(lines[:first]), blocks)
+    if cut:
+        return
+    assert wait > first
+    for more in range(first + 1, min(wait, len(lines) + 1)):
+        assert freeze_point("\n".join(lines[:more]), blocks)[0] == 0, (first, more, wait)
+
+
+def test_a_long_list_streaming_is_parsed_a_few_times_not_at_every_append(monkeypatch):
+    """One top-level block of 1,500 lines: each parse of it took 60-270 ms, on every append."""
+    parses = []
+    parse = stream._parser.parse
+    monkeypatch.setattr(stream._parser, "parse", lambda text, *a: (parses.append(len(text)), parse(text, *a))[1])
+    freezer, source = Freezer(400), ""
+    for n in range(1_500):
+        source += f"- item {n} with **some** words\n"
+        assert freezer.cut(source) == 0  # one block: nothing to freeze
+    assert len(parses) <= 5, len(parses)
+    freezer.reset()
+    source += "\n" + "\n\n".join(f"Paragraph {n}." for n in range(450))
+    assert freezer.cut(source) > 0  # a new part is looked at at once
 
 
 class Transcript(App):

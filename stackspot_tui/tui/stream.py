@@ -17,10 +17,12 @@ from ..textsafe import visible
 from .widgets import MessageView, laid_out, plain_markdown_parser
 
 #: finished top-level blocks the growing Markdown widget holds before they are frozen into a
-#: widget of their own, so an append never lays out an unbounded answer. Set high: measured in
-#: the real app at 2,000 words/s, a 100-block answer in one widget reached the screen no later
-#: (and keys sooner) than one split every 8 blocks (docs/performance.md, section 6)
-FREEZE_BLOCKS = 400
+#: widget of their own, so an append never lays out an unbounded answer. Measured in the real
+#: app at 2,000 words/s, a 100-block answer in one widget reached the screen no later (and keys
+#: sooner) than one split every 8 blocks; past 100 each append lays out every block again: a
+#: 400-paragraph answer streamed with 0.4x the CPU frozen every 100 blocks as every 400
+#: (docs/performance.md, section 6)
+FREEZE_BLOCKS = 100
 
 # The start of a flag's tag sequence (🏴 + tags + cancel tag) not yet closed: `visible` shows
 # stray tag characters, so an unfinished flag waits for the piece that closes it.
@@ -30,21 +32,43 @@ _REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:", re.MULTILINE)
 _parser = plain_markdown_parser()
 
 
-def freeze_point(source: str, blocks: int) -> int:
+def freeze_point(source: str, blocks: int) -> tuple[int, int]:
     """Where ``source`` can be cut so that its head holds at least ``blocks`` finished top-level
-    Markdown blocks and renders alone as it does inside the whole; 0 when it cannot yet.
+    Markdown blocks and renders alone as it does inside the whole (0 when it cannot yet), and,
+    when it cannot, how many lines it must hold before it might: not worth parsing before.
 
     A cut sits at the start of a top-level block whose first line is complete: Markdown reads
     line by line, so no later text can pull that line back into the block before it (a line
-    still arriving can: "2" may become "2." and continue a list above it)."""
+    still arriving can: "2" may become "2." and continue a list above it). A new line starts at
+    most one new block, so ``blocks`` + 1 - (blocks found) more lines must come before a cut: a
+    long answer is parsed a few times, not on every append (a 400-line list took 60 ms a parse)."""
     lines = source.split("\n")
     if len(lines) <= blocks:
-        return 0
+        return 0, blocks + 1
     starts = sorted({token.map[0] for token in _parser.parse(source) if token.level == 0 and token.map})
     complete = [start for start in starts if start < len(lines) - 1]  # its first line has ended
     if len(complete) <= blocks:
-        return 0
-    return sum(len(line) + 1 for line in lines[: complete[-1]])
+        return 0, len(lines) + blocks + 1 - len(complete)
+    return sum(len(line) + 1 for line in lines[: complete[-1]]), 0
+
+
+class Freezer:
+    """Where the growing part of an answer can be frozen, asked after each append: it parses
+    only once the part holds the lines `freeze_point` asked for."""
+
+    def __init__(self, blocks: int) -> None:
+        self.blocks = blocks
+        self._lines = 0  # the lines the part must hold before a parse is worth it
+
+    def cut(self, source: str) -> int:
+        if source.count("\n") + 1 < self._lines:
+            return 0
+        cut, self._lines = freeze_point(source, self.blocks)
+        return cut
+
+    def reset(self) -> None:
+        """The growing part was replaced."""
+        self._lines = 0
 
 
 def _once_laid_out(block: type[MarkdownBlock]) -> type[MarkdownBlock]:
@@ -134,6 +158,7 @@ class StreamingAnswer(MessageView):
         self._finished = False
         self._live = _markdown()  # the widget appends go to
         self._live_source = ""  # what it holds
+        self._freezer = Freezer(FREEZE_BLOCKS)
         self._frozen: FrozenMarkdown | None = None  # the last part frozen, right above it
         self._discarded = False  # finished to be replaced: no last render pass
         self.rendered = ""  # what the Markdown widgets hold, in order (tests and benchmarks read it)
@@ -210,7 +235,7 @@ class StreamingAnswer(MessageView):
         if last:
             await self._settle()
             return
-        cut = freeze_point(self._live_source, FREEZE_BLOCKS)
+        cut = self._freezer.cut(self._live_source)
         if cut:
             await self._swap(self._live_source[:cut], self._live_source[cut:])
         self._forget_hidden_lines()
@@ -246,6 +271,7 @@ class StreamingAnswer(MessageView):
             if self._frozen is not None:
                 self._frozen.meet(live)
         self._live, self._live_source = live, tail
+        self._freezer.reset()
 
     async def _settle(self) -> None:
         """The answer is whole: show it as a fresh parse would. An append can leave a block that
