@@ -33,7 +33,6 @@ from .names import valid_agent_id
 PROMPT_TOO_LONG_CODE = "INFERENCE_6001_LLM_MODEL_BAD_REQUEST"
 RATE_LIMIT_CODE = "INFERENCE_3008_CHAT_RATE_LIMIT_EXCEEDED"
 
-# Agent ids are ULIDs in practice; refuse only what cannot be one path segment of an id.
 _SOURCE_KEYS = ("source", "sources", "cross_account_source", "knowledge_source_id")
 
 

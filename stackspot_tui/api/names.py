@@ -9,6 +9,7 @@ from ..textsafe import one_line
 from .errors import InvalidSlugError
 
 SLUG = re.compile(r"[A-Za-z0-9_-]{1,85}")
+# Agent ids are ULIDs in practice; refuse only what cannot be one path segment of an id.
 _AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
