@@ -586,15 +586,14 @@ NOTES = {
 turn, words drawn by Zipf's law from 20,000; generated once under `build/bench-data/` (the
 100k tier: 2,000,000 turns, ~7 GB with its catalog, 20–30 minutes the first time) and kept.
 A whole turn is the store calls the engine makes for a quick command: save the prompt, the
-execution id, three progress snapshots, the result (12 fsyncs), timed on random existing
-conversations and removed again. Searches run on an open store, 50 hits at most; a
+execution id, three progress snapshots, the result, each a line in the conversation's journal
+(3 fsyncs; 4 when it starts a journal), timed six turns in a row on random existing
+conversations (so each run of six has one fold of the journal into the page files) and
+removed again. Searches run on an open store, 50 hits at most; a
 "first call" is timed inside a fresh process, opening the store included; `stackspot-tui …`
 rows are whole processes timed from outside (interpreter start-up and imports included).
-A whole turn waits for 12 fsyncs (history-layout.md, Crash safety): where one durable write
-costs several milliseconds, as the disk row shows, the turn costs about twelve of them. The
-row with fsync skipped bounds the code's own share from above: on ext4 a file renamed over
-another before its fsync has its writing started by the rename, which then waits for the disk.
-Why every fsync stays, and what a faster turn needs: history-layout.md, Crash safety. Layout and costs:
+Where one durable write costs several milliseconds, as the disk row shows, a turn costs about
+three of them; the row with fsync skipped is the code's own share. Why every fsync stays: history-layout.md, Crash safety. Layout and costs:
 [history-layout.md](history-layout.md).""",
     "export": """`export --all` of the 10k tier and `export ID` of one 10,000-turn conversation, run as
 `stackspot-tui` processes: the store read, the rendering and the file writes, timed from

@@ -52,7 +52,7 @@ def test_history_and_exports_are_private(isolated, tmp_path):
     assert mode(isolated) == 0o700
     dirs = [p for p in isolated.rglob("*") if p.is_dir()] + [exported]
     files = [p for p in isolated.rglob("*") if p.is_file()] + [tmp_path / "one.md", *exported.iterdir()]
-    assert {p.name for p in files} >= {"meta.json", "lock", "conversation.json", "0000.json", "one.md"}
+    assert {p.name for p in files} >= {"meta.json", "lock", "conversation.json", "journal.jsonl", "one.md"}
     assert [p for p in files if p.suffix == ".sqlite"]  # the catalog, and its -wal and -shm while open
     assert {str(p): oct(mode(p)) for p in dirs if mode(p) != 0o700} == {}
     assert {str(p): oct(mode(p)) for p in files if mode(p) != 0o600} == {}

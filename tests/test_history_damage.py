@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stackspot_tui.store import (
+    SCHEMA_VERSION,
     DeleteIncompleteError,
     HistoryCorruptError,
     HistoryLocationError,
@@ -27,6 +28,7 @@ def seeded(root: Path, turns: int = 3, slug: str = "code-review") -> tuple[Histo
     for n in range(turns):
         turn = store.add_turn(conversation.id, f"prompt {n}", f"prompt {n}")
         store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=f"answer {n}", conversation_id="01C")
+    store.fold_journal(conversation.id)  # the damage below is done to the page and record files
     return store, store.get_conversation(conversation.id)
 
 
@@ -263,6 +265,7 @@ def test_a_version_1_history_is_converted_on_open(tmp_path):
     store = HistoryStore(tmp_path / "template")
     conversation = store.create_conversation("qc", "kept")
     store.add_turn(conversation.id, "find the needle", "x")
+    store.fold_journal(conversation.id)  # version 1 had no journals
     record = store.get_conversation(conversation.id).to_dict()
     old = tmp_path / "old"
     shutil.copytree(tmp_path / "template" / "conversations", old / "conversations")
@@ -271,7 +274,8 @@ def test_a_version_1_history_is_converted_on_open(tmp_path):
     converted = HistoryStore(old)
     assert {c.title for c in converted.list_conversations()} == {"kept", "no turns yet"}
     assert [h.conversation.id for h in converted.search("needle")] == [conversation.id]
-    assert json.loads((old / "meta.json").read_text())["schema_version"] == 2 and not (old / "index").exists()
+    assert json.loads((old / "meta.json").read_text())["schema_version"] == SCHEMA_VERSION
+    assert not (old / "index").exists()
     assert HistoryStore(old, check=False).repair().actions == []
 
 

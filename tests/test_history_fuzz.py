@@ -1,7 +1,7 @@
 """Damage fuzzer: hypothesis damages real history files, then every command runs on them.
 
 Each example copies a real history (three conversations, one over two pages, one archived,
-one turn left running), damages one file or directory, and runs `conversations`, `show`,
+one turn left running, one journal), damages one file or directory, and runs `conversations`, `show`,
 `search`, `export`, a new turn (`run`) and `repair` in-process. Asserted: no traceback and no
 "unexpected" message; a failure is one line that names `stackspot-tui repair`; nothing
 unreadable is shown as empty; after `repair` the history is sound, and every turn that was
@@ -46,7 +46,8 @@ FILES = [
     f"conversations/{C}/0000.json",
 ]
 TABLE_FILES = [f for f in FILES if f.startswith("conversations/")]
-RAW_FILES = [*FILES, CATALOG]  # damaged byte by byte: the catalog is not JSON
+JOURNAL = f"conversations/{A}/journal.jsonl"
+RAW_FILES = [*FILES, JOURNAL, CATALOG]  # damaged byte by byte: the catalog and the journal are not JSON
 DIRECTORIES = ["catalog", "conversations", f"conversations/{A}", f"conversations/{B}"]
 COMMANDS = ["conversations", "show", "search", "export", "run", "repair"]
 OUTCOMES: Counter[tuple[str, str, str]] = Counter()  # (mutation, command, outcome)
@@ -71,6 +72,8 @@ def build_template(root: Path) -> None:
             turns[-1].status, turns[-1].result = "RUNNING", None  # left running: pending
         conversation = Conversation(id=conv_id, slug="code-review", archived=conv_id == C)
         store.import_conversation(conversation, turns)
+    store.update_turn(A, 2, status="COMPLETED")  # A's journal: lines that hold what its files hold
+    store.update_conversation(A, archived=False)
     assert [c.id for c in store.pending_turns()[0][:1]] == [B]
 
 

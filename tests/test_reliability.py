@@ -24,6 +24,7 @@ def seeded(root, turns=3):
         turn = store.add_turn(conversation.id, f"prompt {n}", f"prompt {n}", slug="code-review")
         store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=f"answer {n}", conversation_id="01CONV")
     store.update_conversation(conversation.id, conversation_id="01CONV")
+    store.fold_journal(conversation.id)  # the damage below is done to the page and record files
     return store, conversation
 
 
@@ -53,6 +54,7 @@ def test_repair_moves_a_damaged_page_aside_and_keeps_the_rest(tmp_path):
     conversation = store.create_conversation("qc")
     for n in range(150):
         store.add_turn(conversation.id, f"p{n}", "x")
+    store.fold_journal(conversation.id)
     (tmp_path / "conversations" / conversation.id / "0000.json").write_text('{"turns": {"1": ')
     HistoryStore(tmp_path, check=False).repair()
     repaired = HistoryStore(tmp_path)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -140,6 +142,8 @@ def test_a_power_cut_that_loses_the_catalogs_last_commits_is_caught_up_after_the
     seq = later.add_turn(ids["tests"], "still running: dirigibles", "x").seq
     later.update_turn(ids["tests"], seq, execution_id="01EXEC", status="CREATED")
     later.delete_conversation(ids["parser"])
+    hour_ago = time.time() - 3600  # appending to a journal leaves its directory's mtime as it was
+    os.utime(later.conversation_dir(ids["tests"]), (hour_ago, hour_ago))
     later.catalog.close()
     shutil.rmtree(history.root / "catalog")
     shutil.copytree(tmp_path / "kept", history.root / "catalog")  # the power cut lost those commits

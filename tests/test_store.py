@@ -80,13 +80,20 @@ def test_turns_across_pages_and_partial_reads(store, lock_kind):
     conversation = store.create_conversation("a")
     for n in range(250):
         store.add_turn(conversation.id, f"prompt {n}", f"prompt {n}")
-    files = sorted(p.name for p in (store.root / "conversations" / conversation.id).iterdir())
-    assert files == ["0000.json", "0001.json", "0002.json", "conversation.json"]
-    assert [t.seq for t in store.turns(conversation.id)] == list(range(250))
-    assert [t.prompt for t in store.turns(conversation.id, start=95, limit=10)] == [
-        f"prompt {n}" for n in range(95, 105)
-    ]
-    assert store.get_conversation(conversation.id).turn_count == 250
+    directory = store.root / "conversations" / conversation.id
+    for folded in (False, True):  # the newest turns in the journal, then all of them in the pages
+        if folded:
+            store.fold_journal(conversation.id)
+            files = sorted(p.name for p in directory.iterdir())
+            assert files == ["0000.json", "0001.json", "0002.json", "conversation.json"]
+        else:
+            assert (directory / "journal.jsonl").exists()
+        reader = HistoryStore(store.root)  # nothing cached
+        assert [t.seq for t in reader.turns(conversation.id)] == list(range(250))
+        assert [t.prompt for t in reader.turns(conversation.id, start=95, limit=10)] == [
+            f"prompt {n}" for n in range(95, 105)
+        ]
+        assert reader.get_conversation(conversation.id).turn_count == 250
     assert PAGE_SIZE == 100
 
 
@@ -261,10 +268,10 @@ def test_every_write_is_fsynced_file_then_directory(tmp_path, monkeypatch):
     assert synced == ["file", "dir"]
 
 
-def test_a_whole_turn_syncs_each_file_and_its_directory_once_per_call(tmp_path, monkeypatch):
-    """Every file is fsynced before its rename; each call that changes the turn's state ends with
-    one fsync of the conversation's directory, covering every rename before it. A progress
-    snapshot's rename waits for the next one (a power cut keeps the previous snapshot, whole)."""
+def test_a_whole_turn_syncs_once_per_call_that_must_survive_a_power_cut(tmp_path, monkeypatch):
+    """A turn's steps are journal lines: one fsync each (the journal's directory once, when it is
+    made), none for a progress snapshot (a power cut keeps the previous one). Folding the journal
+    fsyncs each file before its rename and the directory once, before the journal goes."""
     import os
     import stat
 
@@ -288,14 +295,12 @@ def test_a_whole_turn_syncs_each_file_and_its_directory_once_per_call(tmp_path, 
         fn(*args, **kwargs)
         return list(events)
 
+    assert call(store.add_turn, conv_id, "q", "q") == ["file", "dir"]
+    assert call(store.update_turn, conv_id, 0, execution_id="01E", status="CREATED") == ["file"]
+    assert call(store.update_turn, conv_id, 0, status="RUNNING", percentage=0.5) == []
+    assert call(store.update_turn, conv_id, 0, status="COMPLETED", result="a") == ["file"]
+    assert call(store.add_turn, conv_id, "q2", "q2") == ["file"]
     page, record = "rename 0000.json", "rename conversation.json"
-    assert call(store.add_turn, conv_id, "q", "q") == ["file", page, "file", record, "dir"]
-    assert call(store.update_turn, conv_id, 0, execution_id="01E", status="CREATED") == [
-        "file",
-        record,
-        "file",
-        page,
-        "dir",
-    ]
-    assert call(store.update_turn, conv_id, 0, status="RUNNING", percentage=0.5) == ["file", page]
-    assert call(store.update_turn, conv_id, 0, status="COMPLETED", result="a") == ["file", page, "file", record, "dir"]
+    assert call(store.fold_journal, conv_id) == ["file", page, "file", record, "dir"]
+    assert not store.journal_path(conv_id).exists()
+    assert [t.prompt for t in store.turns(conv_id)] == ["q", "q2"] and store.get_turn(conv_id, 0).result == "a"

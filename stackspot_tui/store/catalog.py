@@ -214,6 +214,11 @@ class Catalog:
             yield self.db
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
+        except UnicodeDecodeError as exc:  # a damaged page of text: SQLite hands it over as it is
+            path = self._path or self.directory
+            raise HistoryCorruptError(
+                path, f"the search catalog is damaged: text that is not UTF-8 ({exc.reason})"
+            ) from None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -4,6 +4,7 @@ Layout under the root (see docs/history-layout.md):
     meta.json                              schema version
     conversations/<id>/conversation.json   the conversation's record
     conversations/<id>/<page>.json         its turns, 100 per page
+    conversations/<id>/journal.jsonl       its latest changes, laid over the files above (journal.py)
     catalog/<generation>.sqlite            what listing and search need, derived from the files above
     trash/<id>                             a conversation being deleted (moved here first, then removed)
     lock                                   inter-process lock
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tinydb import TinyDB
-from tinydb.table import Document, Table
+from tinydb.table import Table
 
 from ..atomicfile import fsync_directory
 from . import schema
@@ -42,12 +43,23 @@ from .errors import (
     UnknownConversationError,
     UnknownTurnError,
 )
+from .journal import FOLD_BYTES, JOURNAL_FILE, JournalState, append_line, encode_line, parse_journal
 from .models import Conversation, Turn, now_iso
 from .repair import RepairReport, migrate_v1, repair
 from .schema import INDEX_TABLE, PAGE_SIZE, TURNS_TABLE, Record, Records, doc_id, is_id
-from .storage import CheckedStorage, FileCache, HistoryLock, make_private_dirs, read_json, write_json_atomic
+from .storage import (
+    CheckedStorage,
+    FileCache,
+    HistoryLock,
+    make_private_dirs,
+    read_bytes,
+    read_json,
+    write_json_atomic,
+)
 
-SCHEMA_VERSION = 2  # 1: conversation records in 16 index shards, no catalog
+# 1: conversation records in 16 index shards, no catalog; 2: no journals (an older version
+# would not read them, and its writes would be overridden by them)
+SCHEMA_VERSION = 3
 RECORD_FILE = "conversation.json"
 HEX = "0123456789abcdef"
 TITLE_LENGTH = 60
@@ -57,6 +69,7 @@ _CONVERSATION_FIELDS = {"title", "slug", "agent_id", "conversation_id", "archive
 __all__ = ["INDEX_TABLE", "PAGE_SIZE", "SCHEMA_VERSION", "TURNS_TABLE", "HistoryStore", "SearchHit"]
 
 Notice = Callable[[str], None]
+_NO_JOURNAL = JournalState()
 
 
 @dataclass(frozen=True)
@@ -129,7 +142,8 @@ class HistoryStore:
         _prepare_root(self.root)
         self._lock = HistoryLock(self.root / "lock", timeout=lock_timeout)
         self.catalog = Catalog(self.root, folded_target)
-        self._pages = FileCache()  # the pages a turn's writes read again and again
+        self._paths: dict[tuple[str, str], Path] = {}
+        self._files = FileCache(48)  # the pages, records and journals a turn's writes read again and again
         self.notice: Notice = notice or (lambda text: None)
         if check:
             self._open()
@@ -144,14 +158,29 @@ class HistoryStore:
     def trash(self) -> Path:
         return self.root / "trash"
 
+    def _path(self, conv_id: str, name: str) -> Path:
+        # A turn's writes ask for the same few paths dozens of times: built once (pathlib is slow).
+        key = (conv_id, name)
+        path = self._paths.get(key)
+        if path is None:
+            if len(self._paths) > 512:
+                self._paths.clear()
+            path = self._paths[key] = (
+                self.root / "conversations" / conv_id / name if name else self.root / "conversations" / conv_id
+            )
+        return path
+
     def conversation_dir(self, conv_id: str) -> Path:
-        return self.root / "conversations" / conv_id
+        return self._path(conv_id, "")
 
     def record_path(self, conv_id: str) -> Path:
-        return self.conversation_dir(conv_id) / RECORD_FILE
+        return self._path(conv_id, RECORD_FILE)
 
     def page_path(self, conv_id: str, page: int) -> Path:
-        return self.conversation_dir(conv_id) / f"{page:04d}.json"
+        return self._path(conv_id, f"{page:04d}.json")
+
+    def journal_path(self, conv_id: str) -> Path:
+        return self._path(conv_id, JOURNAL_FILE)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -169,7 +198,7 @@ class HistoryStore:
             with self._lock.hold():
                 self._chores()
         except HistoryReadOnlyError:
-            if version == SCHEMA_VERSION or version is None:
+            if version is None or version >= 2:
                 return  # a read-only history: read it as it is, writes will say why not
             raise HistoryReadOnlyError(
                 self.root, OSError(13, "its files are in an older layout; open it once with write access to convert")
@@ -179,10 +208,12 @@ class HistoryStore:
         version = self._check_meta()
         if version is None:
             self._write_meta()
-        elif version < SCHEMA_VERSION:
+        elif version == 1:
             self.notice(f"converting the history at {self.root} to this version's layout…")
             migrate_v1(self)
-        if os.path.lexists(self.root / "index") and version == SCHEMA_VERSION:
+        elif version < SCHEMA_VERSION:
+            self._write_meta()  # version 2 is version 3 without journals
+        if os.path.lexists(self.root / "index") and version is not None and version >= 2:
             shutil.rmtree(self.root / "index", ignore_errors=True)  # left by a conversion killed at its end
         self._finish_deletes()
         problem = self.catalog.check()
@@ -209,13 +240,19 @@ class HistoryStore:
         for conv_id in sorted(self.catalog.all_ids() - on_disk):
             self.catalog.apply(conv_id, None)
         for conv_id in sorted(on_disk):
-            try:
-                changed = os.stat(self.conversation_dir(conv_id)).st_mtime >= cutoff
-            except OSError:
-                continue
-            if changed:
+            if self._changed_since(conv_id, cutoff):
                 self._resync(conv_id)
         self.catalog.note_boot()
+
+    def _changed_since(self, conv_id: str, cutoff: float) -> bool:
+        # An append to a journal leaves its directory's mtime as it was: the journal's own counts.
+        for path in (self.conversation_dir(conv_id), self.journal_path(conv_id)):
+            try:
+                if os.stat(path).st_mtime >= cutoff:
+                    return True
+            except OSError:
+                continue
+        return False
 
     def _check_meta(self) -> int | None:
         """The schema version in meta.json; None when it does not exist yet."""
@@ -235,57 +272,140 @@ class HistoryStore:
     # -- files -------------------------------------------------------------------------------
 
     @contextmanager
-    def _table(self, path: Path, *, sync_dir: bool = True) -> Iterator[Table]:
-        """A page's TinyDB table, its file checked when TinyDB reads it: no write lands in a damaged file.
-
-        ``sync_dir=False``: another write in the conversation's directory follows and syncs it."""
-        db = TinyDB(path, storage=CheckedStorage, validate=check_page_file, cache=self._pages, sync_dir=sync_dir)
+    def _table(self, path: Path) -> Iterator[Table]:
+        """A page's TinyDB table, its file checked when TinyDB reads it: no write lands in a damaged file."""
+        db = TinyDB(path, storage=CheckedStorage, validate=check_page_file, cache=self._files)
         try:
             yield db.table(TURNS_TABLE, cache_size=0)
         finally:
             db.close()
 
-    def _load_page(self, path: Path) -> Records | None:
-        data = self._pages.read(path, check_page_file)
+    def _load_page(self, conv_id: str, page: int) -> Records | None:
+        """A page's checked records with the journal's newer turns laid over them; None: neither has any."""
+        data = self._files.read(self.page_path(conv_id, page), check_page_file)
+        newer = self._journal(conv_id).pages.get(page)
         if data is None:
-            return None
+            return None if newer is None else newer
         records: Records = data[TURNS_TABLE]
-        return records
+        return records if newer is None else {**records, **newer}
 
     def _page(self, conversation: Conversation, page: int) -> Records:
         """A page's checked records. A page below ``next_seq`` must exist: missing is damage, not empty."""
-        path = self.page_path(conversation.id, page)
-        records = self._load_page(path)
+        records = self._load_page(conversation.id, page)
         if records is None:
             if page * PAGE_SIZE < conversation.next_seq:
                 raise HistoryCorruptError(
-                    path, f"missing, though the conversation counts {conversation.next_seq} turn seqs"
+                    self.page_path(conversation.id, page),
+                    f"missing, though the conversation counts {conversation.next_seq} turn seqs",
                 )
             return {}
         return records
 
     def _record(self, conv_id: str) -> Record | None:
-        """A conversation's checked record from its own file; None when the conversation does not exist.
+        """A conversation's checked record (its journal's newest, else its file's); None when the
+        conversation does not exist.
 
         A conversation directory with pages but no record is damage (`repair` rebuilds the record)."""
         path = self.record_path(conv_id)
-        data = read_json(path)
+        data = self._files.read(path, check_record_file)
         if data is None:
-            if any(self.conversation_dir(conv_id).glob("[0-9][0-9][0-9][0-9].json")):
+            directory = self.conversation_dir(conv_id)
+            if any(directory.glob("[0-9][0-9][0-9][0-9].json")) or os.path.lexists(directory / JOURNAL_FILE):
                 raise HistoryCorruptError(path, "missing, though the conversation has pages of turns")
             return None
-        check_record_file(path, data)
-        record: Record = data[INDEX_TABLE][str(doc_id(conv_id))]
+        newer = self._journal(conv_id).record
+        record: Record = newer if newer is not None else data[INDEX_TABLE][str(doc_id(conv_id))]
+        return record
+
+    def _checked_record(self, conversation: Conversation) -> Record:
+        record = conversation.to_dict()
+        problem = schema.conversation_problem(str(doc_id(conversation.id)), record, conversation.id[0])
+        if problem:
+            raise ValueError(f"refusing to write a bad conversation record: {problem}")
         return record
 
     def _write_record(self, conversation: Conversation, *, sync_dir: bool = True) -> Record:
-        record = conversation.to_dict()
+        """The record written to its file: for a new conversation, or once its journal is folded."""
+        record = self._checked_record(conversation)
         key = str(doc_id(conversation.id))
-        problem = schema.conversation_problem(key, record, conversation.id[0])
-        if problem:
-            raise ValueError(f"refusing to write a bad conversation record: {problem}")
         write_json_atomic(self.record_path(conversation.id), {INDEX_TABLE: {key: record}}, sync_dir=sync_dir)
         return record
+
+    # -- the journal (journal.py) ----------------------------------------------------------------
+
+    def _journal(self, conv_id: str) -> JournalState:
+        """The conversation's journal, checked; empty when it has none."""
+        state = self._files.load(self.journal_path(conv_id), lambda path: self._read_journal(conv_id, path))
+        return state if state is not None else _NO_JOURNAL
+
+    def _read_journal(self, conv_id: str, path: Path) -> JournalState | None:
+        raw = read_bytes(path)
+        return None if raw is None else parse_journal(path, raw, self._journal_check(conv_id))
+
+    @staticmethod
+    def _journal_check(conv_id: str) -> Callable[[str, Any, str], str | None]:
+        def check(what: str, record: Any, key: str) -> str | None:
+            if what == "record":
+                return schema.conversation_problem(str(doc_id(conv_id)), record, conv_id[0])
+            return schema.turn_problem(key, record, conv_id, (int(key) - 1) // PAGE_SIZE)
+
+        return check
+
+    def _append(
+        self, conv_id: str, *, record: Record | None = None, turn: Turn | None = None, durable: bool = True
+    ) -> None:
+        """One line in the journal: the new record and/or turn, in one atomic step. ``durable=False``
+        (progress): not fsynced; a power cut may lose it (the previous state stays), a later
+        durable append makes it durable. Past ``FOLD_BYTES`` the journal is folded into the files."""
+        entry: dict[str, Any] = {}
+        if record is not None:
+            entry["record"] = record
+        if turn is not None:
+            turn_record = turn.to_dict()
+            problem = schema.turn_problem(str(turn.seq + 1), turn_record, conv_id, turn.seq // PAGE_SIZE)
+            if problem:
+                raise ValueError(f"refusing to write a bad turn record: {problem}")
+            entry["turn"] = turn_record
+        path = self.journal_path(conv_id)
+        state = self._journal(conv_id)
+        line = encode_line(entry)
+        self._files.forget(path)
+        try:
+            created = append_line(path, state, line, durable=durable)
+            if created:
+                fsync_directory(path.parent)
+        except IsADirectoryError:
+            raise HistoryCorruptError(path, "a directory where a file should be") from None
+        except OSError as exc:
+            raise HistoryWriteError(path, exc) from None
+        state = state.with_entry(entry, len(line))
+        self._files.put(path, state)
+        if state.length > FOLD_BYTES:
+            self.fold_journal(conv_id)
+
+    def fold_journal(self, conv_id: str) -> None:
+        """Write the journal's states into the page and record files, then remove it. Nothing the
+        catalog holds changes. Killed on the way, the journal is still there and lays the same
+        states over the files."""
+        state = self._journal(conv_id)
+        path = self.journal_path(conv_id)
+        if state:
+            for page, newer in sorted(state.pages.items()):
+                data = self._files.read(self.page_path(conv_id, page), check_page_file)
+                records = {**(data[TURNS_TABLE] if data is not None else {}), **newer}
+                write_json_atomic(self.page_path(conv_id, page), {TURNS_TABLE: records}, sync_dir=False)
+            if state.record is not None:
+                key = str(doc_id(conv_id))
+                write_json_atomic(self.record_path(conv_id), {INDEX_TABLE: {key: state.record}}, sync_dir=False)
+            fsync_directory(self.conversation_dir(conv_id))  # every rename above is durable: the journal may go
+        if state or state.size:
+            self._files.forget(path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise HistoryWriteError(path, exc) from None
 
     # -- the catalog ---------------------------------------------------------------------------
 
@@ -333,6 +453,11 @@ class HistoryStore:
         except NotADirectoryError:
             raise HistoryCorruptError(self.root / "conversations", "a file where a directory should be") from None
         return sorted(name for name in names if is_id(name))
+
+    def _check_conversations_dir(self) -> None:
+        directory = self.root / "conversations"
+        if os.path.lexists(directory) and not directory.is_dir():
+            raise HistoryCorruptError(directory, "a file where a directory should be")
 
     def _everything(self, ids: Iterable[str]) -> Iterator[tuple[Record, Iterator[TurnText]]]:
         for conv_id in ids:
@@ -465,7 +590,8 @@ class HistoryStore:
         conversation = self.get_conversation(conv_id)
         for name, value in fields.items():
             setattr(conversation, name, value)
-        change.record = self._write_record(conversation)
+        change.record = self._checked_record(conversation)
+        self._append(conv_id, record=change.record)
         return conversation
 
     def delete_conversation(self, conv_id: str) -> None:
@@ -561,24 +687,14 @@ class HistoryStore:
                 agent_id=conversation.agent_id,
             )
             with self._changing(conv_id) as change:
-                self._write_turn(turn, insert=True, sync_dir=False)  # the record's write syncs the directory
                 conversation.next_seq, conversation.turn_count = seq + 1, conversation.turn_count + 1
                 conversation.updated_at = turn.created_at
                 if not conversation.title:
                     conversation.title = self._title_from(prompt)
-                change.record = self._write_record(conversation)
+                change.record = self._checked_record(conversation)
+                self._append(conv_id, record=change.record, turn=turn)  # the turn and its count, at once
                 change.turns.append(turn_text(turn))
             return turn
-
-    def _write_turn(self, turn: Turn, *, insert: bool = False, sync_dir: bool = True) -> None:
-        record = turn.to_dict()
-        key = str(turn.seq + 1)
-        problem = schema.turn_problem(key, record, turn.conversation, turn.seq // PAGE_SIZE)
-        if problem:
-            raise ValueError(f"refusing to write a bad turn record: {problem}")
-        with self._table(self.page_path(turn.conversation, turn.seq // PAGE_SIZE), sync_dir=sync_dir) as table:
-            document = Document(record, doc_id=turn.seq + 1)
-            table.insert(document) if insert else table.upsert(document)
 
     @staticmethod
     def _title_from(prompt: str) -> str:
@@ -612,31 +728,28 @@ class HistoryStore:
             ended = turn.is_final and not before.is_final
             text_changed = turn.prompt != before.prompt or turn.result != before.result
             if pending == was_pending and not ended and not text_changed:
-                # Progress: nothing the catalog holds changes. Its content is durable, its rename
-                # becomes so with the turn's next write (a power cut keeps the previous snapshot).
-                self._write_turn(turn, sync_dir=False)
+                # Progress: nothing the catalog holds changes, and it need not survive a power cut
+                # (the previous snapshot does): not fsynced, made durable by the turn's next write.
+                self._append(conv_id, turn=turn, durable=False)
                 return turn
-            record_after = (was_pending and not pending) or ended
             with self._changing(conv_id) as change:
                 change.record = record
-                if pending and not was_pending:
-                    # The record first: a crash after this still re-attaches (readers check the turn itself).
-                    conversation.pending = sorted(conversation.pending + [seq])
+                if pending != was_pending or ended:
+                    conversation.pending = sorted(
+                        {*conversation.pending, seq} if pending else set(conversation.pending) - {seq}
+                    )
                     conversation.updated_at = now_iso()
-                    change.record = self._write_record(conversation, sync_dir=False)
-                self._write_turn(turn, sync_dir=not record_after)  # one directory sync per call, at its end
+                    change.record = self._checked_record(conversation)
+                self._append(conv_id, record=change.record if change.record is not record else None, turn=turn)
                 if text_changed:
                     change.turns.append(turn_text(turn))
-                if record_after:
-                    conversation.pending = [s for s in conversation.pending if s != seq or pending]
-                    conversation.updated_at = now_iso()
-                    change.record = self._write_record(conversation)
             return turn
 
     def delete_turn(self, conv_id: str, seq: int) -> None:
         with self._lock.hold():
             conversation = self.get_conversation(conv_id)
             self.get_turn(conv_id, seq)
+            self.fold_journal(conv_id)  # a removal is no state to journal: the files hold everything first
             with self._changing(conv_id) as change:
                 with self._table(self.page_path(conv_id, seq // PAGE_SIZE)) as table:
                     table.remove(doc_ids=[seq + 1])
@@ -689,6 +802,7 @@ class HistoryStore:
     def repair_index(self, conv_id: str) -> Conversation:
         """Recompute a conversation's counters from its pages (the pages are the truth)."""
         with self._lock.hold(), self._changing(conv_id) as change:
+            self.fold_journal(conv_id)
             conversation = self.get_conversation(conv_id)
             turns = self._turns_on_disk(conv_id)
             for name, value in self._counters(turns, conversation.next_seq).items():
@@ -699,10 +813,10 @@ class HistoryStore:
 
     def _turns_on_disk(self, conv_id: str) -> list[Turn]:
         """Every turn in the page files of a conversation, whatever its record says."""
+        pages = {int(path.stem) for path in self.conversation_dir(conv_id).glob("[0-9][0-9][0-9][0-9].json")}
         turns = []
-        directory = self.conversation_dir(conv_id)
-        for path in sorted(directory.glob("[0-9][0-9][0-9][0-9].json")):
-            turns += [Turn.from_dict(r) for r in (self._load_page(path) or {}).values()]
+        for page in sorted(pages | set(self._journal(conv_id).pages)):
+            turns += [Turn.from_dict(r) for r in (self._load_page(conv_id, page) or {}).values()]
         turns.sort(key=lambda t: t.seq)
         return turns
 
@@ -731,6 +845,8 @@ class HistoryStore:
             records = {r["id"]: r for r in self._records(self.catalog.conversations(archived=None, ids=ids))}
             records.update({c: r for c, r in self._dirty_records(dirty & set(ids)).items() if r is not None})
             exists = {conv_id for conv_id in records if os.path.exists(self.record_path(conv_id))}
+            if len(exists) < len(records):
+                self._check_conversations_dir()  # found, but gone: damage, not "no match"
         conversations = {conv_id: Conversation.from_dict(records[conv_id]) for conv_id in exists}
         return [
             SearchHit(conversations[f.conversation], f.seq, f.field, f.snippet, f.score, f.match)

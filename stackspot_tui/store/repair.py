@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..atomicfile import sync_all
+from ..atomicfile import sync_all, write_atomic
 from ..wording import counted
 from . import schema
 from .errors import HistoryAccessError, HistoryCorruptError, HistoryError, HistoryVersionError
+from .journal import JOURNAL_FILE, parse_journal
 from .models import Conversation, Turn, now_iso
 from .schema import INDEX_TABLE, PAGE_SIZE, TURNS_TABLE, doc_id, is_id
 from .storage import read_bytes, read_json, write_json_atomic
@@ -166,6 +167,7 @@ def _salvage_conversation(
         return
     from .history import RECORD_FILE
 
+    # Sorted: the pages and the record are sound before the journal is laid over them.
     for path in _entries(directory):
         if _PAGE_FILE.fullmatch(path.name):
             check = _page_record_check(directory.name, int(path.stem))
@@ -176,6 +178,30 @@ def _salvage_conversation(
             for record in (bad or {}).values():
                 if isinstance(record, dict):
                     hints[directory.name] = _sound_fields(record)
+        elif path.name == JOURNAL_FILE:
+            _guard(report, _name(store, path), _salvage_journal, store, directory.name, path, report)
+
+
+def _salvage_journal(store: HistoryStore, conv_id: str, path: Path, report: RepairReport) -> None:
+    """A sound journal is folded into the files; a damaged one is set aside, and what its lines
+    before the damage hold is folded in."""
+    if path.is_symlink() or path.is_dir():
+        _set_aside(store, path, "a directory where a file should be", report)
+        return
+    try:
+        store.fold_journal(conv_id)
+        return
+    except HistoryCorruptError as exc:
+        if exc.path != path:
+            raise
+        why = exc.detail
+    raw = read_bytes(path) or b""
+    good = parse_journal(path, raw, store._journal_check(conv_id), salvage=True)
+    kept = raw[: good.length].count(b"\n")
+    _set_aside(store, path, why, report, f"; {counted(kept, 'change')} before the damage kept")
+    if good.length:
+        write_atomic(path, raw[: good.length])
+        store.fold_journal(conv_id)
 
 
 def _salvage(store: HistoryStore, path: Path, table: str, check: RecordCheck, report: RepairReport) -> dict[str, Any]:

@@ -125,16 +125,18 @@ class FileCache:
 
     def read(self, path: Path, validate: Validator) -> Any | None:
         """The file's checked content, from the cache when the file has not changed."""
+        return self.load(path, lambda path: _checked_json(path, validate))
+
+    def load(self, path: Path, loader: Callable[[Path], Any | None]) -> Any | None:
+        """What ``loader`` makes of the file (None: no file), from the cache when it has not changed."""
         key = self._key(path)
         cached = self._files.get(path)
         if key is not None and cached is not None and cached[0] == key:
             self._files.move_to_end(path)
             return cached[1]
-        data = read_json(path)
-        if data is not None:
-            validate(path, data)
-            if key is not None:
-                self.put(path, data, key)
+        data = loader(path)
+        if data is not None and key is not None:
+            self.put(path, data, key)
         return data
 
     def put(self, path: Path, data: Any, key: tuple[int, int, int] | None = None) -> None:
@@ -151,6 +153,13 @@ class FileCache:
 
     def clear(self) -> None:
         self._files.clear()
+
+
+def _checked_json(path: Path, validate: Validator) -> Any | None:
+    data = read_json(path)
+    if data is not None:
+        validate(path, data)
+    return data
 
 
 class CheckedStorage(Storage):
