@@ -108,8 +108,8 @@ def write_json_atomic(path: Path, data: Any, *, durable: bool = True, sync_dir: 
 
 class FileCache:
     """Checked files kept parsed while unchanged on disk. Every write replaces a file (a new
-    inode), so (inode, mtime, size) tells a stale copy from a fresh one, across processes too.
-    Callers must not change what it gives them."""
+    inode) or appends to a journal (a new size and mtime), so (inode, mtime, size) tells a stale
+    copy from a fresh one, across processes too. Callers must not change what it gives them."""
 
     def __init__(self, size: int = 16) -> None:
         self._size = size
