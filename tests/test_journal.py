@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stackspot_tui.store import SCHEMA_VERSION, HistoryCorruptError, HistoryStore
@@ -69,15 +71,22 @@ def test_the_journal_is_folded_into_the_files_once_it_grows_past_its_limit(tmp_p
     assert [t.seq for t in HistoryStore(tmp_path).turns(conv_id)] == list(range(40))
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@pytest.fixture(scope="module")
+def journaled(tmp_path_factory) -> tuple[Path, str, list[bytes]]:
+    root = tmp_path_factory.mktemp("journaled") / "history"
+    conv_id, lines = a_turn_in_the_journal(HistoryStore(root))
+    return root, conv_id, lines
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.integers(min_value=0), zeros=st.integers(0, 300))
-def test_a_last_line_cut_short_is_a_write_that_never_finished(tmp_path_factory, cut, zeros):
+def test_a_last_line_cut_short_is_a_write_that_never_finished(journaled, tmp_path_factory, cut, zeros):
     """A power cut before an append's fsync leaves part of the line (and perhaps NUL blocks):
     readers see the whole lines before it, and the next append writes over it."""
-    root = tmp_path_factory.mktemp("torn")
-    store = HistoryStore(root)
-    conv_id, lines = a_turn_in_the_journal(store)
-    path = store.journal_path(conv_id)
+    template, conv_id, lines = journaled
+    root = tmp_path_factory.mktemp("torn") / "history"
+    shutil.copytree(template, root)
+    path = root / "conversations" / conv_id / "journal.jsonl"
     whole = b"".join(lines[:-1])
     cut %= len(lines[-1])  # 0 .. len-1: never the whole last line
     path.write_bytes(whole + lines[-1][:cut] + b"\0" * zeros)
