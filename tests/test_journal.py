@@ -151,3 +151,17 @@ def test_a_journal_left_by_a_killed_fold_lays_the_same_states_over_the_files(tmp
     reader = HistoryStore(tmp_path)
     assert [(t.prompt, t.result) for t in reader.turns(conv_id)][1] == ("second", "second answer")
     assert reader.get_conversation(conv_id).turn_count == 2
+
+
+def test_a_long_answer_saved_as_it_streams_is_not_folded_on_every_save(tmp_path):
+    """Each partial save is a line holding the whole answer so far: folding whenever the journal
+    passes its limit would rewrite the page after every save, twice the bytes of the old way."""
+    store = HistoryStore(tmp_path)
+    conv_id = store.create_conversation("qc").id
+    store.add_turn(conv_id, "q", "x")
+    folds = 0
+    for n in range(1, 17):
+        store.update_turn(conv_id, 0, result="word " * (20_000 * n), incomplete=True)
+        folds += not store.journal_path(conv_id).exists()
+    assert 2 <= folds <= 6, folds
+    assert HistoryStore(tmp_path).get_turn(conv_id, 0).result == "word " * 320_000

@@ -43,7 +43,7 @@ from .errors import (
     UnknownConversationError,
     UnknownTurnError,
 )
-from .journal import FOLD_BYTES, JOURNAL_FILE, JournalState, append_line, encode_line, parse_journal
+from .journal import FOLD_BYTES, FOLD_LINES, JOURNAL_FILE, JournalState, append_line, encode_line, parse_journal
 from .models import Conversation, Turn, now_iso
 from .repair import RepairReport, migrate_v1, repair
 from .schema import INDEX_TABLE, PAGE_SIZE, TURNS_TABLE, Record, Records, doc_id, is_id
@@ -380,7 +380,9 @@ class HistoryStore:
             raise HistoryWriteError(path, exc) from None
         state = state.with_entry(entry, len(line))
         self._files.put(path, state)
-        if state.length > FOLD_BYTES:
+        # Past FOLD_BYTES, and past a few lines like this one: a long answer saved as it streams
+        # (each line the whole answer so far) is not written twice on every save.
+        if state.length > max(FOLD_BYTES, FOLD_LINES * len(line)):
             self.fold_journal(conv_id)
 
     def fold_journal(self, conv_id: str) -> None:

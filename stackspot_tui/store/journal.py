@@ -30,6 +30,7 @@ from .schema import PAGE_SIZE, Record
 
 JOURNAL_FILE = "journal.jsonl"
 FOLD_BYTES = 64 * 1024  # a fold rewrites the pages it touched; reading the journal stays under ~1 ms
+FOLD_LINES = 4  # and waits for at least this many lines the size of the last one
 
 # (what, record, key) -> a problem or None: the store's schema checks, given by the store
 RecordCheck = Callable[[str, Any, str], str | None]
