@@ -161,7 +161,7 @@ def test_a_long_answer_saved_as_it_streams_is_not_folded_on_every_save(tmp_path)
     store.add_turn(conv_id, "q", "x")
     folds = 0
     for n in range(1, 17):
-        store.update_turn(conv_id, 0, result="word " * (20_000 * n), incomplete=True)
+        store.update_turn(conv_id, 0, result="word " * (4_000 * n), incomplete=True)
         folds += not store.journal_path(conv_id).exists()
     assert 2 <= folds <= 6, folds
-    assert HistoryStore(tmp_path).get_turn(conv_id, 0).result == "word " * 320_000
+    assert HistoryStore(tmp_path).get_turn(conv_id, 0).result == "word " * 64_000
