@@ -137,7 +137,7 @@ def append_line(path: Path, state: JournalState, line: bytes, *, durable: bool) 
     """Append one line after the whole ones (over an unfinished last line); True when the file
     was created, so the caller syncs its directory."""
     created = state.size == 0 and not os.path.lexists(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)  # Windows: no \r\n
     try:
         if state.size != state.length or os.fstat(fd).st_size != state.length:
             os.ftruncate(fd, state.length)
