@@ -298,7 +298,57 @@ def convert(data_dir: Path, points: int) -> dict:
     return {"steps": total, "kills": len(chosen(total, points))}
 
 
-SCENARIOS = {"append": append, "run": run, "tui": tui, "delete": delete, "convert": convert}
+def journal_fold(data_dir: Path, points: int) -> dict:
+    """A turn's result is the line that takes the journal past its limit: the append, then the
+    fold of the journal into the page and record files, killed at each step. Every turn reads
+    back as it was or as the call made it, never older, and the catalog agrees."""
+    from stackspot_tui.store.journal import FOLD_BYTES
+
+    template = data_dir / "template"
+    store = HistoryStore(template)
+    conversation = store.create_conversation("qc", "folding")
+    journal = store.journal_path(conversation.id)
+    answers: dict[int, str] = {}
+    while not journal.exists() or journal.stat().st_size < FOLD_BYTES - 12_000:
+        turn = store.add_turn(conversation.id, f"kill test prompt {len(answers)}", "x")
+        answers[turn.seq] = f"answer {turn.seq} " * 300
+        store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=answers[turn.seq])
+    assert not any(template.glob("conversations/*/0000.json")), "the template folded already"
+    last = store.add_turn(conversation.id, "kill test prompt, the last", "x").seq
+    store.update_turn(conversation.id, last, execution_id="01EXEC", status="RUNNING")
+    root = data_dir / "history"
+
+    def scenario() -> None:
+        HistoryStore(root).update_turn(conversation.id, last, status="COMPLETED", result="answer, the last " * 800)
+
+    def fresh() -> None:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(template, root)
+
+    fresh()
+    steps_file = data_dir / "steps"
+    assert run_killed_at(0, root, scenario, steps_file) == 0
+    assert (root / "conversations" / conversation.id / "0000.json").exists(), "the scenario did not fold"
+    total = int(steps_file.read_text())
+    outcomes = {"before": 0, "after": 0}
+    for step in chosen(total, points):
+        fresh()
+        status = run_killed_at(step, root, scenario)
+        assert os.WIFSIGNALED(status), f"step {step}: not killed"
+        all_files_valid(root)
+        catalog_truthful(root)
+        after = HistoryStore(root)
+        catalog_agrees(root)
+        turns = after.turns(conversation.id)
+        assert [t.result for t in turns[:-1]] == [answers[seq] for seq in sorted(answers)], f"step {step}"
+        assert after.get_conversation(conversation.id).turn_count == len(answers) + 1
+        outcomes["after" if turns[-1].status == "COMPLETED" else "before"] += 1
+        assert turns[-1].status in ("COMPLETED", "RUNNING") and turns[-1].execution_id == "01EXEC"
+        assert not HistoryStore(root, check=False).repair().problems
+    return {"steps": total, "kills": len(chosen(total, points)), **outcomes}
+
+
+SCENARIOS = {"append": append, "run": run, "tui": tui, "delete": delete, "convert": convert, "fold": journal_fold}
 
 if __name__ == "__main__":
     name, data_dir = sys.argv[1], Path(sys.argv[2])

@@ -65,6 +65,11 @@ def test_appends_killed_at_every_step_keep_every_completed_turn(tmp_path):
     assert summary["steps"] > 20 and summary["completed"] > 0
 
 
+def test_a_journal_fold_killed_at_every_step_keeps_every_turn_as_it_was_or_as_written(tmp_path):
+    summary = kill_harness("fold", tmp_path, points=10**6)
+    assert summary["steps"] >= 6 and summary["before"] >= 1 and summary["after"] >= 3
+
+
 def test_a_delete_killed_at_every_step_is_all_or_nothing_and_never_revived(tmp_path):
     summary = kill_harness("delete", tmp_path, points=10**6)
     assert summary["steps"] >= 5 and summary["intact"] >= 1 and summary["deleted"] >= 1
