@@ -587,7 +587,7 @@ turn, words drawn by Zipf's law from 20,000; generated once under `build/bench-d
 100k tier: 2,000,000 turns, ~7 GB with its catalog, 20–30 minutes the first time) and kept.
 A whole turn is the store calls the engine makes for a quick command: save the prompt, the
 execution id, three progress snapshots, the result, each a line in the conversation's journal
-(3 fsyncs; 4 when it starts a journal), timed six turns in a row on random existing
+(3 fsyncs; 4 in a conversation's first turn, which makes its journal), timed six turns in a row on random existing
 conversations (so each run of six has one fold of the journal into the page files) and
 removed again. Searches run on an open store, 50 hits at most; a
 "first call" is timed inside a fresh process, opening the store included; `stackspot-tui …`

@@ -2,7 +2,7 @@
 
     python tests/kill_points.py SCENARIO DATA_DIR [POINTS]   → one JSON line on stdout
 
-A step is a change to the history directory: a file opened for writing, a rename, a removal,
+A step is a change to the history directory: a file opened for writing, a rename, a removal, a truncation,
 a new directory, a commit of the search catalog (SQLite writes its own files: the store
 announces each commit with an audit event just before it). An audit hook sees each one just before it happens, so "killed at step k"
 means SIGKILL with steps 1..k-1 done and step k not started. A first run counts the steps of
@@ -45,6 +45,8 @@ def _is_step(event: str, args: tuple, root: str) -> bool:
         writing = bool(flags & _WRITE_FLAGS) if isinstance(flags, int) else False
         writing = writing or (isinstance(mode, str) and any(c in mode for c in "wax+"))
         return writing and isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path).startswith(root)
+    if event == "os.truncate":
+        return os.fsdecode(args[0]).startswith(root)
     if event in ("os.rename", "os.remove", "os.rmdir", "os.mkdir"):
         dir_fd = args[-1] if event != "os.rename" else args[2]
         return dir_fd is not None or os.fsdecode(args[0]).startswith(root)  # rmtree works relative to a dir fd

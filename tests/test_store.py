@@ -85,9 +85,10 @@ def test_turns_across_pages_and_partial_reads(store, lock_kind):
         if folded:
             store.fold_journal(conversation.id)
             files = sorted(p.name for p in directory.iterdir())
-            assert files == ["0000.json", "0001.json", "0002.json", "conversation.json"]
+            assert files == ["0000.json", "0001.json", "0002.json", "conversation.json", "journal.jsonl"]
+            assert (directory / "journal.jsonl").stat().st_size == 0
         else:
-            assert (directory / "journal.jsonl").exists()
+            assert (directory / "journal.jsonl").stat().st_size > 0
         reader = HistoryStore(store.root)  # nothing cached
         assert [t.seq for t in reader.turns(conversation.id)] == list(range(250))
         assert [t.prompt for t in reader.turns(conversation.id, start=95, limit=10)] == [
@@ -302,5 +303,6 @@ def test_a_whole_turn_syncs_once_per_call_that_must_survive_a_power_cut(tmp_path
     assert call(store.add_turn, conv_id, "q2", "q2") == ["file"]
     page, record = "rename 0000.json", "rename conversation.json"
     assert call(store.fold_journal, conv_id) == ["file", page, "file", record, "dir"]
-    assert not store.journal_path(conv_id).exists()
-    assert [t.prompt for t in store.turns(conv_id)] == ["q", "q2"] and store.get_turn(conv_id, 0).result == "a"
+    assert store.journal_path(conv_id).stat().st_size == 0  # emptied, kept: no directory sync to make it again
+    assert call(store.add_turn, conv_id, "q3", "q3") == ["file"]
+    assert [t.prompt for t in store.turns(conv_id)] == ["q", "q2", "q3"] and store.get_turn(conv_id, 0).result == "a"

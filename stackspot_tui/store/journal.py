@@ -7,7 +7,7 @@ record each time costs a rename and two fsyncs per write; appending a line to
 a turn, or both at once), so a change to both is one atomic step, and replaying the lines in
 order is idempotent: the last state of each wins. Readers lay the journal over the files; once
 it passes ``FOLD_BYTES`` its states are written into the page and record files and it is
-removed (killed on the way, the next reader replays the same states over the files).
+emptied (killed on the way, the next reader replays the same states over the files).
 
 A line is ``<crc32 of the JSON, 8 hex digits> <JSON>\\n``. A last line that is cut short or
 fails its checksum is a write that never finished (a power cut before its fsync): it is
