@@ -73,40 +73,50 @@ def whole_turn(store: HistoryStore, conv_id: str, rng: random.Random) -> int:
     return turn.seq
 
 
-def whole_turns(root: Path, *, fsync: bool = True) -> dict:
+def interleaved_turns(roots: dict[str, Path], work: Path) -> dict[str, dict]:
     """Whole turns appended to existing conversations picked at random, ``TURNS_IN_A_ROW`` in each
-    as a user chats (so the journal's folds into the page files are among them); removed again
-    afterwards (the cached history keeps its turns, though the conversations' seqs move on).
-    ``fsync=False`` skips every fsync: what the code itself costs, apart from the disk."""
-    store = HistoryStore(root)
-    rng = random.Random(7)
-    ids = sorted(os.listdir(root / "conversations"))
-    appended: list[tuple[str, int]] = []
-    times = []
-    real_fsync = os.fsync
-    try:
-        if not fsync:
-            os.fsync = lambda fd: None
-        for n in range(TURN_RUNS):
-            if n % TURNS_IN_A_ROW == 0:
-                conv_id = rng.choice(ids)
-            start = time.perf_counter()
-            appended.append((conv_id, whole_turn(store, conv_id, rng)))
-            times.append((time.perf_counter() - start) * 1000)
-    finally:
-        os.fsync = real_fsync
-        for conv_id, seq in appended:
-            store.delete_turn(conv_id, seq)
-    return spread(times)
-
-
-def durable_write_ms(directory: Path, runs: int = 30) -> dict:
-    """The disk's part: one durable atomic write of a 30 KB page (write, fsync, rename, fsync the
-    directory), as the store makes them."""
+    as a user chats (so the journal's folds into the page files are among them), with and
+    without fsync, and the disk's own durable write: tier after tier in rounds, so a spell of a
+    busy disk falls on every tier alike and the tiers compare. ``fsync`` skipped is what the
+    code itself costs. The turns are removed again afterwards (the cached history keeps its
+    turns, though the conversations' seqs move on)."""
     from stackspot_tui.atomicfile import write_atomic
 
-    directory.mkdir(parents=True, exist_ok=True)
-    return timed_ms(lambda: write_atomic(directory / "page.json", b"x" * 30_000), runs)
+    work.mkdir(parents=True, exist_ok=True)
+    stores = {name: HistoryStore(root) for name, root in roots.items()}
+    rngs = {name: random.Random(7) for name in roots}
+    ids = {name: sorted(os.listdir(root / "conversations")) for name, root in roots.items()}
+    times: dict[str, dict[str, list[float]]] = {name: {"fsync": [], "none": [], "disk": []} for name in roots}
+    appended: dict[str, list[tuple[str, int]]] = {name: [] for name in roots}
+    real_fsync = os.fsync
+    try:
+        for _ in range(TURN_RUNS // TURNS_IN_A_ROW):
+            for name, store in stores.items():
+                for mode in ("fsync", "none"):
+                    os.fsync = real_fsync if mode == "fsync" else (lambda fd: None)
+                    conv_id = rngs[name].choice(ids[name])
+                    for _ in range(TURNS_IN_A_ROW):
+                        start = time.perf_counter()
+                        appended[name].append((conv_id, whole_turn(store, conv_id, rngs[name])))
+                        times[name][mode].append((time.perf_counter() - start) * 1000)
+                os.fsync = real_fsync
+                for _ in range(TURNS_IN_A_ROW):  # one durable write of a 30 KB page, as the store makes them
+                    start = time.perf_counter()
+                    write_atomic(work / "page.json", b"x" * 30_000)
+                    times[name]["disk"].append((time.perf_counter() - start) * 1000)
+    finally:
+        os.fsync = real_fsync
+        for name, store in stores.items():
+            for conv_id, seq in appended[name]:
+                store.delete_turn(conv_id, seq)
+    return {
+        name: {
+            "disk_write_ms": spread(t["disk"]),
+            "whole_turn_ms": spread(t["fsync"]),
+            "whole_turn_no_fsync_ms": spread(t["none"]),
+        }
+        for name, t in times.items()
+    }
 
 
 def searches(store: HistoryStore, facts: dict) -> dict:
@@ -153,12 +163,8 @@ def processes(root: Path, work: Path) -> dict:
     return out
 
 
-def bench_tier(name: str, work: Path) -> dict:
-    root, facts = tier(name, notice=lambda text: print(text, file=sys.stderr))
-    result: dict = {"tier": name, "facts": facts}
-    result["disk_write_ms"] = durable_write_ms(work / "disk")
-    result["whole_turn_ms"] = whole_turns(root)
-    result["whole_turn_no_fsync_ms"] = whole_turns(root, fsync=False)
+def bench_tier(name: str, root: Path, facts: dict, turns: dict, work: Path) -> dict:
+    result: dict = {"tier": name, "facts": facts, **turns}
     store = HistoryStore(root)
     result["list_ms"] = timed_ms(lambda: store.list_conversations(limit=50), 10)
     result["search_ms"] = searches(store, facts)
@@ -171,7 +177,9 @@ def bench_tier(name: str, work: Path) -> dict:
 
 def main(tiers: list[str]) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
-        return [bench_tier(name, Path(tmp)) for name in tiers]
+        loaded = {name: tier(name, notice=lambda text: print(text, file=sys.stderr)) for name in tiers}
+        turns = interleaved_turns({name: root for name, (root, _) in loaded.items()}, Path(tmp) / "disk")
+        return [bench_tier(name, root, facts, turns[name], Path(tmp)) for name, (root, facts) in loaded.items()]
 
 
 def print_table(results: list[dict]) -> None:

@@ -588,8 +588,9 @@ turn, words drawn by Zipf's law from 20,000; generated once under `build/bench-d
 A whole turn is the store calls the engine makes for a quick command: save the prompt, the
 execution id, three progress snapshots, the result, each a line in the conversation's journal
 (3 fsyncs; 4 in a conversation's first turn, which makes its journal), timed six turns in a row on random existing
-conversations (so each run of six has one fold of the journal into the page files) and
-removed again. Searches run on an open store, 50 hits at most; a
+conversations (so each run of six has one fold of the journal into the page files), tier
+after tier in rounds with the disk row's writes, so a busy spell of the disk falls on every
+tier alike, and removed again. Searches run on an open store, 50 hits at most; a
 "first call" is timed inside a fresh process, opening the store included; `stackspot-tui …`
 rows are whole processes timed from outside (interpreter start-up and imports included).
 Where one durable write costs several milliseconds, as the disk row shows, a turn costs about
