@@ -399,7 +399,7 @@ class HistoryStore:
             if state.record is not None:
                 key = str(doc_id(conv_id))
                 write_json_atomic(self.record_path(conv_id), {INDEX_TABLE: {key: state.record}}, sync_dir=False)
-            fsync_directory(self.conversation_dir(conv_id))  # every rename above is durable: the journal may go
+            fsync_directory(self.conversation_dir(conv_id))  # every rename above is durable: the journal may be emptied
         if state or state.size:
             self._files.forget(path)
             try:

@@ -9,9 +9,9 @@ order is idempotent: the last state of each wins. Readers lay the journal over t
 it passes ``FOLD_BYTES`` its states are written into the page and record files and it is
 emptied (killed on the way, the next reader replays the same states over the files).
 
-A line is ``<crc32 of the JSON, 8 hex digits> <JSON>\\n``. A last line that is cut short or
-fails its checksum is a write that never finished (a power cut before its fsync): it is
-ignored, and the next append writes over it. A bad line with good lines after it is damage.
+A line is ``<crc32 of the JSON, 8 hex digits> <JSON>\\n``. A last line cut short (its start and
+no end, perhaps blocks of NUL bytes) is a write that never finished (a power cut before its
+fsync): it is ignored, and the next append writes over it. Any other bad line is damage.
 """
 
 from __future__ import annotations
