@@ -200,6 +200,38 @@ def _accumulating(root: Path, scenario: Callable[[], object], points: int, data_
     return {"steps": total, "kills": len(kills), "completed": len(completed)}
 
 
+def _each_step_on_a_copy(
+    template: Path,
+    root: Path,
+    scenario: Callable[[], object],
+    points: int,
+    data_dir: Path,
+    check: Callable[[int], object],
+    *,
+    whole: Callable[[], object] = lambda: None,
+) -> dict:
+    """Kill at each chosen step, each time on a fresh copy of ``template``, then ``check(step)``
+    what it left (every file valid already checked). ``whole`` checks a run never killed."""
+
+    def fresh() -> None:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(template, root)
+
+    fresh()
+    steps_file = data_dir / "steps"
+    assert run_killed_at(0, root, scenario, steps_file) == 0, "the scenario fails without a kill"
+    whole()
+    total = int(steps_file.read_text())
+    kills = chosen(total, points)
+    for step in kills:
+        fresh()
+        status = run_killed_at(step, root, scenario)
+        assert os.WIFSIGNALED(status), f"step {step}: not killed"
+        all_files_valid(root)
+        check(step)
+    return {"steps": total, "kills": len(kills)}
+
+
 def delete(data_dir: Path, points: int) -> dict:
     """A conversation of two pages deleted, killed at each step: all or nothing, never revived."""
     template = data_dir / "template"
@@ -219,20 +251,9 @@ def delete(data_dir: Path, points: int) -> dict:
     def scenario() -> None:
         HistoryStore(root).delete_conversation(doomed.id)
 
-    def fresh() -> None:
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.copytree(template, root)
-
-    fresh()
-    steps_file = data_dir / "steps"
-    assert run_killed_at(0, root, scenario, steps_file) == 0
-    total = int(steps_file.read_text())
     outcomes = {"intact": 0, "deleted": 0}
-    for step in chosen(total, points):
-        fresh()
-        status = run_killed_at(step, root, scenario)
-        assert os.WIFSIGNALED(status), f"step {step}: not killed"
-        all_files_valid(root)
+
+    def check(step: int) -> None:
         catalog_truthful(root)
         after = HistoryStore(root)  # a start finishes a delete that was under way
         catalog_agrees(root)
@@ -248,7 +269,8 @@ def delete(data_dir: Path, points: int) -> dict:
         revived = {c.id for c in HistoryStore(root).list_conversations(archived=None)} - ids
         assert not revived, f"step {step}: repair revived {revived}"
         assert not list((root / "trash").glob("*")) if (root / "trash").exists() else True
-    return {"steps": total, "kills": len(chosen(total, points)), **outcomes}
+
+    return {**_each_step_on_a_copy(template, root, scenario, points, data_dir, check), **outcomes}
 
 
 def convert(data_dir: Path, points: int) -> dict:
@@ -277,19 +299,7 @@ def convert(data_dir: Path, points: int) -> dict:
     (template / "meta.json").write_text(json.dumps({"schema_version": 1, "app": "stackspot-tui"}))
     root = data_dir / "history"
 
-    def fresh() -> None:
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.copytree(template, root)
-
-    fresh()
-    steps_file = data_dir / "steps"
-    assert run_killed_at(0, root, lambda: HistoryStore(root), steps_file) == 0
-    total = int(steps_file.read_text())
-    for step in chosen(total, points):
-        fresh()
-        status = run_killed_at(step, root, lambda: HistoryStore(root))
-        assert os.WIFSIGNALED(status), f"step {step}: not killed"
-        all_files_valid(root)
+    def check(step: int) -> None:
         after = HistoryStore(root)
         assert sorted(c.title for c in after.list_conversations()) == [f"conversation {n}" for n in range(3)]
         for n in range(3):
@@ -297,7 +307,8 @@ def convert(data_dir: Path, points: int) -> dict:
             assert after.get_turn(hit.conversation.id, hit.seq).result == f"answer {n} 1"
         catalog_agrees(root)
         assert not (root / "index").exists()
-    return {"steps": total, "kills": len(chosen(total, points))}
+
+    return _each_step_on_a_copy(template, root, lambda: HistoryStore(root), points, data_dir, check)
 
 
 def journal_fold(data_dir: Path, points: int) -> dict:
@@ -323,21 +334,12 @@ def journal_fold(data_dir: Path, points: int) -> dict:
     def scenario() -> None:
         HistoryStore(root).update_turn(conversation.id, last, status="COMPLETED", result="answer, the last " * 800)
 
-    def fresh() -> None:
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.copytree(template, root)
+    def folded() -> None:
+        assert (root / "conversations" / conversation.id / "0000.json").exists(), "the scenario did not fold"
 
-    fresh()
-    steps_file = data_dir / "steps"
-    assert run_killed_at(0, root, scenario, steps_file) == 0
-    assert (root / "conversations" / conversation.id / "0000.json").exists(), "the scenario did not fold"
-    total = int(steps_file.read_text())
     outcomes = {"before": 0, "after": 0}
-    for step in chosen(total, points):
-        fresh()
-        status = run_killed_at(step, root, scenario)
-        assert os.WIFSIGNALED(status), f"step {step}: not killed"
-        all_files_valid(root)
+
+    def check(step: int) -> None:
         catalog_truthful(root)
         after = HistoryStore(root)
         catalog_agrees(root)
@@ -347,7 +349,8 @@ def journal_fold(data_dir: Path, points: int) -> dict:
         outcomes["after" if turns[-1].status == "COMPLETED" else "before"] += 1
         assert turns[-1].status in ("COMPLETED", "RUNNING") and turns[-1].execution_id == "01EXEC"
         assert not HistoryStore(root, check=False).repair().problems
-    return {"steps": total, "kills": len(chosen(total, points)), **outcomes}
+
+    return {**_each_step_on_a_copy(template, root, scenario, points, data_dir, check, whole=folded), **outcomes}
 
 
 SCENARIOS = {"append": append, "run": run, "tui": tui, "delete": delete, "convert": convert, "fold": journal_fold}
