@@ -78,9 +78,11 @@ def journaled(tmp_path_factory) -> tuple[Path, str, list[bytes]]:
     return root, conv_id, lines
 
 
-@settings(
-    deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)  # examples: the profile
+@settings(  # as many examples as the profile draws
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(cut=st.integers(min_value=0), zeros=st.integers(0, 300))
 def test_a_last_line_cut_short_is_a_write_that_never_finished(journaled, tmp_path_factory, cut, zeros):
     """A power cut before an append's fsync leaves part of the line (and perhaps NUL blocks):
