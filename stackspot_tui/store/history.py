@@ -310,7 +310,7 @@ class HistoryStore:
         data = self._files.read(path, check_record_file)
         if data is None:
             directory = self.conversation_dir(conv_id)
-            if any(directory.glob("[0-9][0-9][0-9][0-9].json")) or os.path.lexists(directory / JOURNAL_FILE):
+            if any(directory.glob("[0-9][0-9][0-9][0-9].json")) or os.path.lexists(self.journal_path(conv_id)):
                 raise HistoryCorruptError(path, "missing, though the conversation has pages of turns")
             return None
         newer = self._journal(conv_id).record
@@ -324,12 +324,14 @@ class HistoryStore:
             raise ValueError(f"refusing to write a bad conversation record: {problem}")
         return record
 
-    def _write_record(self, conversation: Conversation, *, sync_dir: bool = True) -> Record:
+    def _write_record(self, conversation: Conversation) -> Record:
         """The record written to its file: for a new conversation, or once its journal is folded."""
         record = self._checked_record(conversation)
-        key = str(doc_id(conversation.id))
-        write_json_atomic(self.record_path(conversation.id), {INDEX_TABLE: {key: record}}, sync_dir=sync_dir)
+        self._write_record_file(conversation.id, record)
         return record
+
+    def _write_record_file(self, conv_id: str, record: Record, *, sync_dir: bool = True) -> None:
+        write_json_atomic(self.record_path(conv_id), {INDEX_TABLE: {str(doc_id(conv_id)): record}}, sync_dir=sync_dir)
 
     # -- the journal (journal.py) ----------------------------------------------------------------
 
@@ -392,13 +394,11 @@ class HistoryStore:
         state = self._journal(conv_id)
         path = self.journal_path(conv_id)
         if state:
-            for page, newer in sorted(state.pages.items()):
-                data = self._files.read(self.page_path(conv_id, page), check_page_file)
-                records = {**(data[TURNS_TABLE] if data is not None else {}), **newer}
+            for page in sorted(state.pages):
+                records = self._load_page(conv_id, page)  # the page file's turns and the journal's
                 write_json_atomic(self.page_path(conv_id, page), {TURNS_TABLE: records}, sync_dir=False)
             if state.record is not None:
-                key = str(doc_id(conv_id))
-                write_json_atomic(self.record_path(conv_id), {INDEX_TABLE: {key: state.record}}, sync_dir=False)
+                self._write_record_file(conv_id, state.record, sync_dir=False)
             fsync_directory(self.conversation_dir(conv_id))  # every rename above is durable: the journal may be emptied
         if state or state.size:
             self._files.forget(path)
