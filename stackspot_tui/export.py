@@ -16,6 +16,8 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .api.models import result_to_text
 from .atomicfile import write_atomic_chunks
 from .fences import code_fence
@@ -199,10 +201,32 @@ def json_chunks(conversation: Conversation, turns: Iterable[Turn]) -> Iterator[s
     yield head[: -len("[]\n}")] + "["
     first = True
     for turn in turns:
-        text = visible_json_text(_indented(turn.to_dict(), "\n    "))
+        text = visible_json_text(_turn_json(turn))
         yield ("\n    " if first else ",\n    ") + text
         first = False
     yield "]\n}\n" if first else "\n  ]\n}\n"
+
+
+def _turn_json(turn: Turn) -> str:
+    """A turn as `_indented` writes it, inside the document's ``turns`` list. orjson writes the
+    same bytes ~10 times faster for the common turn: text in and out, and floats (percentage,
+    duration) it formats as Python does. Anything else, such as a JSON answer (whose floats,
+    NaN or 20-digit integers orjson writes differently or not at all), goes the slower way."""
+    data = turn.to_dict()
+    if (
+        type(turn.input_data) is str
+        and (turn.result is None or type(turn.result) is str)
+        and all(value is None or orjson.dumps(value) == float.__repr__(value).encode() for value in _floats(turn))
+    ):
+        try:
+            return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode().replace("\n", "\n    ")
+        except orjson.JSONEncodeError:  # a lone surrogate, an integer past 64 bits
+            pass
+    return _indented(data, "\n    ")
+
+
+def _floats(turn: Turn) -> tuple[float | None, ...]:
+    return tuple(value if type(value) is float else None for value in (turn.percentage, turn.duration))
 
 
 _SCALARS: dict[Any, str] = {True: "true", False: "false", None: "null"}

@@ -6,7 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stackspot_tui import export
@@ -138,6 +138,69 @@ def test_a_turns_record_is_what_asdict_gives_and_reads_back_the_same(turn):
     if isinstance(turn.result, dict | list):
         assert record["result"] is not turn.result
     assert record["steps"] is not turn.steps and record["sources"] is not turn.sources
+
+
+_any_text = st.text() | st.text(
+    alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"]) | st.characters()
+)
+_numbers = st.none() | st.floats(0, 1) | st.sampled_from([1e-05, 0.5, 1e16, 1e300, 12.0]) | st.floats(allow_nan=True)
+_counts = st.integers(0, 9) | st.sampled_from([2**63, 2**64, 2**70])
+_awkward_json = st.sampled_from([{"a": 1e-05}, [float("nan")], {"n": 2**70}, {"x": -float("inf")}, ["\ud800"]])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.builds(
+        Turn,
+        conversation=st.just("0000000a"),
+        seq=st.integers(0, 300),
+        prompt=_any_text,
+        input_data=_any_text | _awkward_json | json_values,
+        result=st.none() | _any_text | _awkward_json | json_values,
+        percentage=_numbers,
+        duration=_numbers,
+        steps=st.lists(_steps, max_size=3),
+        tokens=st.none() | st.dictionaries(st.sampled_from(["input", "output"]), _counts),
+        sources=st.lists(_any_text, max_size=2),
+    )
+)
+@example(Turn("0000000a", 1, "p", "x", percentage=1e-05))  # orjson: 0.00001
+@example(Turn("0000000a", 1, "p", "x", tokens={"input": 2**64}))  # orjson: refused
+@example(Turn("0000000a", 1, "\ud800", "x"))  # orjson: refused
+@example(Turn("0000000a", 1, "p", {"a": 1e-05}))
+@example(Turn("0000000a", 1, "p", "x", result=[float("nan")]))  # orjson: null
+def test_a_turn_in_the_json_export_is_what_the_general_encoder_writes(turn):
+    """orjson writes the common turn; byte for byte what json.dumps(indent=2) would, whatever
+    the text (surrogates, controls), numbers (20 digits, 1e-05, NaN) or JSON answer."""
+    from stackspot_tui.export import _indented, _turn_json
+
+    assert _turn_json(turn) == _indented(turn.to_dict(), "\n    ")
+
+
+_json_texts = st.one_of(
+    json_values.map(json.dumps),
+    json_values.map(lambda value: json.dumps(value, ensure_ascii=False)),
+    st.integers(-(2**80), 2**80).map(str),
+    st.sampled_from([-(2**63) - 1, -(2**63), 2**64 - 1, 2**64, 10**19]).map(lambda n: f"[{n}]"),
+    st.text(alphabet=st.sampled_from('{}[]",:0123456789.eE+-truefalsn \\u\n\ud800\x00\ufeff')),
+    st.binary(max_size=40),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_texts)
+def test_history_json_parses_as_json_loads_parses_it(text):
+    """`fastjson.loads` (orjson, json when orjson refuses or would answer differently) gives
+    what json.loads gives, and fails where it fails: a history file means the same either way."""
+    from stackspot_tui import fastjson
+
+    def outcome(parse):
+        try:
+            return "ok", json.dumps(parse(text), allow_nan=True, sort_keys=True)  # NaN == NaN, 1 != 1.0
+        except (ValueError, RecursionError) as exc:
+            return "error", type(exc).__name__
+
+    assert outcome(fastjson.loads) == outcome(json.loads)
 
 
 @given(json_values | st.lists(json_values, max_size=3).map(tuple))

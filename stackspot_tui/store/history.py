@@ -12,7 +12,6 @@ Layout under the root (see docs/history-layout.md):
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -27,6 +26,7 @@ from typing import Any
 from tinydb import TinyDB
 from tinydb.table import Table
 
+from .. import fastjson
 from ..atomicfile import fsync_directory
 from . import schema
 from . import search as searching
@@ -472,7 +472,7 @@ class HistoryStore:
         records = []
         for text in texts:
             try:
-                record = json.loads(text)
+                record = fastjson.loads(text)
                 conv_id = record["id"]
                 problem = schema.conversation_problem(str(doc_id(conv_id)), record, conv_id[0])
             except (ValueError, TypeError, KeyError, IndexError) as exc:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import fastjson
 from .errors import HistoryCorruptError
 from .schema import PAGE_SIZE, Record
 
@@ -75,7 +76,7 @@ def _decode_line(line: bytes) -> Any:
     except ValueError:
         return None
     try:
-        return json.loads(body)
+        return fastjson.loads(body)
     except (ValueError, RecursionError):
         return None
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from tinydb.storages import Storage
 
+from .. import fastjson
 from ..atomicfile import write_atomic
 from .errors import HistoryAccessError, HistoryCorruptError, HistoryLockTimeout, HistoryReadOnlyError, HistoryWriteError
 
@@ -57,7 +58,7 @@ def parse_json(path: Path, raw: bytes) -> Any:
     if not raw.strip():
         raise HistoryCorruptError(path, "empty file")
     try:
-        return json.loads(raw)
+        return fastjson.loads(raw)
     except UnicodeDecodeError as exc:
         raise HistoryCorruptError(path, f"not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
