@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stackspot_tui.store import SCHEMA_VERSION, HistoryCorruptError, HistoryStore
@@ -84,6 +84,9 @@ def journaled(tmp_path_factory) -> tuple[Path, str, list[bytes]]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(cut=st.integers(min_value=0), zeros=st.integers(0, 300))
+@example(cut=9, zeros=0)  # just past the checksum's space: once taken for damage
+@example(cut=9, zeros=4)
+@example(cut=8, zeros=0)
 def test_a_last_line_cut_short_is_a_write_that_never_finished(journaled, tmp_path_factory, cut, zeros):
     """A power cut before an append's fsync leaves part of the line (and perhaps NUL blocks):
     readers see the whole lines before it, and the next append writes over it."""

@@ -105,7 +105,7 @@ def parse_journal(path: Path, raw: bytes, check: RecordCheck, *, salvage: bool =
     return JournalState(state.record, state.pages, state.length, len(raw))
 
 
-_LINE_START = re.compile(rb"[0-9a-f]{0,8}( \{.*)?", re.DOTALL)
+_LINE_START = re.compile(rb"[0-9a-f]{0,8}( (\{.*)?)?", re.DOTALL)  # cut anywhere, even just past the space
 
 
 def _unfinished(tail: bytes) -> bool:
