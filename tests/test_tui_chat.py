@@ -20,7 +20,7 @@ from stackspot_tui.config import Settings
 from stackspot_tui.tui.chat import ChatScreen
 from stackspot_tui.tui.history import ConversationsScreen
 from stackspot_tui.tui.screens import ConfirmScreen, ExportScreen, HelpScreen, QuitScreen, TargetPicker
-from stackspot_tui.tui.widgets import ProgressLog, PromptInput, RunStatus
+from stackspot_tui.tui.widgets import KeyFooter, ProgressLog, PromptInput, RunStatus
 
 
 def screen_lines(app) -> list[str]:
@@ -429,3 +429,39 @@ async def test_the_footers_keys_are_styled_once_as_they_mount(service, tmp_path,
         assert set(restyled) <= {palette[0].key}  # as Textual styles it: compact, its own
         assert palette[0].compact and palette[0].has_class("-compact")
         assert not any(key.compact or key.has_class("-compact") for key in keys if key not in palette)
+
+
+async def test_the_footer_follows_focus_and_keeps_its_keys_when_they_stay_the_same(service, tmp_path, monkeypatch):
+    """Every focus change recomposed the footer (every key remounted, the screen laid out
+    again), twice when two signals came before the recompose, even when the keys shown stayed."""
+    composed: list[int] = []
+    compose = KeyFooter.compose
+
+    def counted(self):
+        composed.append(1)
+        yield from compose(self)
+
+    monkeypatch.setattr(KeyFooter, "compose", counted)
+    app = make_app(service, tmp_path, slug="echo")
+    async with app.run_test(size=(120, 40)) as pilot:
+
+        def shown() -> set[str]:
+            return {key.key for key in app.screen.query(FooterKey)}
+
+        await send(pilot, app, "one")
+        await send(pilot, app, "two")
+        at_prompt = shown()
+        user, answer = messages(app, "user")[0], messages(app, "assistant")[0]
+        user.focus()
+        await until(pilot, lambda: shown() != at_prompt)
+        on_a_message = shown()
+        assert "delete" in on_a_message and "enter" not in on_a_message and "enter" in at_prompt
+        before = len(composed)
+        for message in (answer, messages(app, "user")[1], user):  # the same keys on each
+            message.focus()
+            await pilot.pause()
+        assert len(composed) == before and shown() == on_a_message
+        app.screen.query_one(PromptInput).focus()
+        await until(pilot, lambda: shown() == at_prompt)
+        await pilot.pause()
+        assert len(composed) == before + 1

@@ -20,6 +20,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Log, Markdown, Static, TextArea
 from textual.widgets._footer import FooterKey
@@ -109,9 +110,36 @@ def laid_out(self: Widget, size: Size, virtual_size: Size, container_size: Size,
 class KeyFooter(Footer):
     """Textual's footer, each key given its final style before it mounts. Left alone a key mounts
     compact, then its binding to the footer makes it not: two restyles of every key each time
-    the footer is composed (at every start and focus change), a fifth of the app's start-up."""
+    the footer is composed (at every start and focus change), a fifth of the app's start-up.
+
+    A focus change that leaves the same keys (from one message to the next, back from a dialog)
+    keeps the keys it has: recomposing remounts every key and lays out the whole screen again."""
+
+    _composed_for: tuple[Any, ...] | None = None
+
+    def _keys_shown(self) -> tuple[Any, ...]:
+        """What `Footer.compose` draws: the shown keys (and the palette's), not which widget holds each."""
+        palette = self.app.COMMAND_PALETTE_BINDING
+        return (
+            self.compact,
+            *(
+                (key, b.binding, b.enabled, b.tooltip)
+                for key, b in self.screen.active_bindings.items()
+                if b.binding.show or key == palette
+            ),
+        )
+
+    def bindings_changed(self, screen: Screen) -> None:
+        if self._bindings_ready and self.is_attached and screen is self.screen and screen.app.app_focus:
+            shown = self._keys_shown()
+            if shown == self._composed_for:
+                return
+            self._composed_for = shown  # what the recompose asked for below draws: one, not one per signal
+        super().bindings_changed(screen)
 
     def compose(self) -> ComposeResult:
+        if self._bindings_ready:
+            self._composed_for = self._keys_shown()
         for widget in super().compose():
             # Bound keys only: the palette key is not, and keeps its own (compact) style.
             if isinstance(widget, FooterKey) and "compact" in (widget._reactive_connect or {}):
