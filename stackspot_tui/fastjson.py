@@ -1,6 +1,6 @@
-"""Parsing JSON text as `json.loads` does, several times faster (orjson) where the answer is the same.
+"""Parsing JSON text as `json.loads` does, faster (orjson) where the answer is the same.
 
-Reading the history is mostly parsing it: a page of 20 turns took ~1 ms with `json`, ~0.2 ms here.
+A 32 KB page of 20 turns: 0.28 ms with `json`, 0.16 ms here (0.05 ms of it the guard below).
 orjson refuses what strict JSON refuses (NaN, lone surrogates, UTF-16 text, a byte-order mark,
 nesting past 1,024); `json` accepts some of it, so a refusal is handed to `json`, which then
 answers or raises exactly as before. The one thing orjson answers differently is an integer past
