@@ -14,7 +14,15 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("suite", max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("fast", max_examples=15, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("deep", max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "suite")
+settings.load_profile(PROFILE)
+
+
+def examples(suite: int) -> int:
+    """A property's own number of examples (what `make test` draws), scaled as the profiles
+    are: a fifth under test-fast (at least 10), ten times under test-deep."""
+    return max(10, round(suite * {"fast": 0.2, "deep": 10.0}.get(PROFILE, 1.0)))
+
 
 # Every history write is fsynced (twice: file and directory). On this project's disks that costs
 # ~10 ms a write, which the suite would spend waiting, so temporary files (tmp_path, and the

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,7 +88,7 @@ json_values = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@settings(max_examples=examples(300), deadline=None, derandomize=True, database=None)
 @given(
     kind=st.sampled_from(["turn", "conversation"]),
     changes=st.lists(st.tuples(st.sampled_from([*schema.TURN_FIELDS, *schema.CONVERSATION_FIELDS, "x"]), json_values)),

@@ -6,6 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from conftest import examples
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -71,7 +72,7 @@ def test_any_json_parses_to_an_execution(document):
     assert execution.is_final == (execution.status in ("COMPLETED", "FAILURE", "ERROR"))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     title=st.text(max_size=40),
     prompts=st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=4),
@@ -113,7 +114,7 @@ _steps = st.builds(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.builds(
         Turn,
@@ -148,7 +149,7 @@ _counts = st.integers(0, 9) | st.sampled_from([2**63, 2**64, 2**70])
 _awkward_json = st.sampled_from([{"a": 1e-05}, [float("nan")], {"n": 2**70}, {"x": -float("inf")}, ["\ud800"]])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.builds(
         Turn,
@@ -187,7 +188,7 @@ _json_texts = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_json_texts)
 def test_history_json_parses_as_json_loads_parses_it(text):
     """`fastjson.loads` (orjson, json when orjson refuses or would answer differently) gives

@@ -8,6 +8,7 @@ import sqlite3
 import time
 
 import pytest
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -242,7 +243,7 @@ def test_the_catalog_is_private(store):
 WORDS = ["alpha", "alpine", "beta", "bet", "gamma", "gam", "delta", "deltas", "ep", "epsilon"]
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@settings(max_examples=examples(25), deadline=None, derandomize=True, database=None)
 @given(
     texts=st.lists(
         st.tuples(st.lists(st.sampled_from(WORDS), max_size=6), st.lists(st.sampled_from(WORDS), max_size=6)),

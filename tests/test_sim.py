@@ -12,6 +12,7 @@ import textwrap
 
 import httpx
 import pytest
+from conftest import examples
 from helpers import sigint_as_in_a_shell
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -218,7 +219,7 @@ def test_answers_fit_the_command(api, clock):
     assert "import pytest" in tests and "def test_area_happy_path" in tests
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.sampled_from(sorted(CATALOGUE) + [s for s in FAULTS if s.startswith("sim-failure")] + ["sim-unknown-status"]),
     st.sampled_from(PROGRESS_MODES[:3]),

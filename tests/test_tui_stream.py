@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.style import Style
@@ -69,7 +70,7 @@ def block_tokens(text: str) -> list[tuple]:
     ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(seed=st.integers(0, 10_000), at=st.floats(0, 1), blocks=st.integers(1, 4))
 def test_a_freeze_point_never_cuts_where_later_text_changes_the_blocks(seed, at, blocks):
     whole = document(seed, 12)
@@ -84,7 +85,7 @@ def test_a_freeze_point_never_cuts_where_later_text_changes_the_blocks(seed, at,
     assert block_tokens(head) + block_tokens(tail) == block_tokens(whole)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(seed=st.integers(0, 10_000), at=st.floats(0, 1), blocks=st.integers(1, 6))
 def test_no_cut_comes_before_the_lines_a_freeze_point_waits_for(seed, at, blocks):
     """The stream skips the parse until the answer holds the lines asked for: no answer may
