@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -200,7 +201,14 @@ async def test_a_link_definition_applies_across_the_frozen_parts(monkeypatch):
     assert "Last: x" in "\n".join(lines)  # a link, as in the whole answer
 
 
-async def test_an_append_lays_the_screen_out_once(monkeypatch):
+@pytest.mark.parametrize(
+    "more",
+    [
+        pytest.param("more words " * 200, id="the-last-paragraph-grows"),
+        pytest.param("\n\n" + "\n\n".join(f"more {n} " + "words " * 30 for n in range(4)), id="new-blocks"),
+    ],
+)
+async def test_an_append_lays_the_screen_out_once(monkeypatch, more):
     monkeypatch.setattr(StreamingAnswer, "render_interval", 0.0)
     app = Transcript()
     async with app.run_test(size=(80, 30)) as pilot:
@@ -221,12 +229,13 @@ async def test_an_append_lays_the_screen_out_once(monkeypatch):
             return lay_out(*args, **kwargs)
 
         app.screen._refresh_layout = counted  # type: ignore[method-assign]
-        answer.feed("more words " * 200)  # its paragraph grows by lines: the transcript scrolls
-        while "more" not in answer.rendered:
+        answer.feed(more)  # the transcript scrolls
+        while not answer.rendered.endswith(visible(more)):
             await pilot.pause()
         for _ in range(5):
             await pilot.pause()
-        # Each growing widget's new virtual size asked Textual for a second layout of the screen.
+        # Each growing widget's new virtual size asked Textual for a second layout of the screen,
+        # and so did each new block, for the content it was built with.
         assert len(layouts) == 1
         assert transcript.scroll_y == transcript.max_scroll_y > 0  # still following the end
 

@@ -9,6 +9,7 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownBlock
@@ -72,8 +73,18 @@ class Freezer:
 
 
 def _once_laid_out(block: type[MarkdownBlock]) -> type[MarkdownBlock]:
-    """``block`` under its own name (CSS selects it as before), sized without a second layout."""
-    return type(block.__name__, (block,), {"_size_updated": laid_out, "__module__": __name__})
+    """``block`` under its own name (CSS selects it as before), laid out once per append."""
+
+    def refresh(
+        self: MarkdownBlock, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False
+    ) -> MarkdownBlock:
+        # A layout only once mounted. A block built with its content asked for one from its
+        # constructor, delivered when it first went idle: after the layout its mount caused,
+        # which had placed it already, so each append that added blocks laid the screen out twice.
+        layout = layout and self.is_mounted
+        return block.refresh(self, *regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    return type(block.__name__, (block,), {"_size_updated": laid_out, "refresh": refresh, "__module__": __name__})
 
 
 class AnswerMarkdown(Markdown):
