@@ -122,3 +122,9 @@ def check_endpoints(settings: Settings, env: Mapping[str, str] | None = None) ->
             f"{proxy.scheme}://{proxy.host}{f':{proxy.port}' if proxy.port else ''} in clear text; "
             f"use https, or add {parsed.host} to NO_PROXY"
         )
+
+
+def needs_tls(settings: Settings) -> bool:
+    """Whether any StackSpot URL is https. When none is, `check_endpoints` has allowed only plain
+    http to loopback, sent directly: no TLS connection is made, to them or to a proxy."""
+    return any(httpx.URL(value(settings)).scheme == "https" for *_, value in _CREDENTIAL_URLS)

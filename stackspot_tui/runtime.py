@@ -59,17 +59,17 @@ def demo_settings(settings: Settings) -> Settings:
 
 def build_client(settings: Settings, *, demo: bool) -> StackSpotClient:
     from .api import StackSpotClient
-    from .endpoints import check_endpoints
+    from .endpoints import check_endpoints, needs_tls
 
     if not demo:
         check_endpoints(settings)  # malformed or clear-text URLs and proxies: refused before sending
-        return StackSpotClient.from_settings(settings)
+        return StackSpotClient.from_settings(settings, tls=needs_tls(settings))
     from .sim import Simulator
 
     simulator = Simulator(
         client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, duration=sim_duration(), progress=sim_progress()
     )
-    return StackSpotClient.from_settings(demo_settings(settings), transport=simulator.transport())
+    return StackSpotClient.from_settings(demo_settings(settings), transport=simulator.transport(), tls=False)
 
 
 def open_store(settings: Settings, *, demo: bool) -> HistoryStore:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import ssl
 import subprocess
 import threading
 from dataclasses import replace
@@ -18,6 +19,7 @@ from stackspot_tui.api.auth import ClientCredentialsAuth
 from stackspot_tui.cli import main
 from stackspot_tui.config import SettingError, Settings
 from stackspot_tui.endpoints import check_endpoints
+from stackspot_tui.runtime import build_client
 
 LOOPBACK = "http://127.0.0.1:8765"
 
@@ -47,6 +49,23 @@ def loopback(**changes: str) -> Settings:
 )
 def test_credentials_may_go_over_https_or_directly_to_loopback(settings, env):
     check_endpoints(settings, env)
+
+
+@pytest.mark.parametrize(
+    ("settings", "trusted"),
+    [
+        (Settings(), True),
+        (loopback(), False),  # `stackspot-tui simulate`: nothing to verify, no CA bundle loaded
+        (loopback(agent_api_url="https://genai-inference-app.stackspot.com"), True),
+    ],
+)
+def test_the_ca_bundle_is_loaded_only_when_a_url_is_https(settings, trusted):
+    settings = replace(settings, client_id="id", client_secret="secret")
+    client = build_client(settings, demo=False)
+    context = client._http._transport._pool._ssl_context  # what every https connection would use
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    # Without authorities nothing verifies: an https connection it was not meant to make fails.
+    assert (context.cert_store_stats()["x509_ca"] > 0) is trusted
 
 
 @pytest.mark.parametrize(
