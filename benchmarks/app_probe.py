@@ -26,6 +26,7 @@ async def main(data_dir: str, conversation: str | None, extra: bool) -> None:
         on_started=gc.freeze,  # as the real program does (tui.run_app)
         conversation_id=conversation,
     )
+    gc.freeze()  # as the real program does before its screen starts
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         print("READY", flush=True)

@@ -19,6 +19,7 @@ class FakeApp:
     """Stands in for StackSpotApp: records what run_app hands it, runs nothing."""
 
     made: list[FakeApp] = []
+    frozen: list[str] = []  # the gc.freeze calls so far
 
     def __init__(self, settings, **options):
         self.settings, self.options = settings, options
@@ -26,13 +27,15 @@ class FakeApp:
         FakeApp.made.append(self)
 
     def run(self) -> None:
-        pass
+        self.frozen_before_run = list(FakeApp.frozen)
 
 
 @pytest.fixture
 def fake_app(monkeypatch):
-    FakeApp.made = []
+    FakeApp.made, FakeApp.frozen = [], []
     monkeypatch.setattr("stackspot_tui.tui.app.StackSpotApp", FakeApp)
+    # Recorded, not done: a freeze here would keep every object of the test process from the GC.
+    monkeypatch.setattr(gc, "freeze", lambda: FakeApp.frozen.append("freeze"))
     return FakeApp.made
 
 
@@ -50,7 +53,9 @@ def test_continue_opens_the_latest_conversation_of_the_slug(env, fake_app):
     [app] = fake_app
     assert code == 0 and app.options["conversation_id"] == older.id
     assert app.options["demo"] is True and app.options["slug"] == "echo"
-    assert app.options["on_started"] is gc.freeze  # only the real program freezes what start-up built
+    # Only the real program freezes: what it imported and built before the screen starts, and
+    # what start-up built once the first conversation is on screen.
+    assert app.frozen_before_run == ["freeze"] and app.options["on_started"] is gc.freeze
     slugs = dict(app.options["backend"].quick_commands())
     assert slugs["echo"] == "recent" and "generate-tests" in slugs  # history first, then the demo's catalogue
 
