@@ -98,6 +98,25 @@ def test_turns_across_pages_and_partial_reads(store, lock_kind):
     assert PAGE_SIZE == 100
 
 
+def test_turns_read_for_a_conversation_already_read_are_the_ones_it_counted(store, monkeypatch):
+    """export --all lists every conversation and reads its turns: the record is not read again,
+    the turns are those the listing counted, and one deleted in between is unknown, not damage."""
+    kept, gone = store.create_conversation("a"), store.create_conversation("b")
+    for n in range(150):
+        store.add_turn(kept.id, f"prompt {n}", f"prompt {n}")
+        store.add_turn(gone.id, f"prompt {n}", f"prompt {n}")
+    store.fold_journal(kept.id)
+    store.fold_journal(gone.id)
+    listed = {c.id: c for c in store.list_conversations()}
+    store.add_turn(kept.id, "after the listing", "after the listing")
+    store.delete_conversation(gone.id)
+    reader = HistoryStore(store.root)
+    monkeypatch.setattr(reader, "_record", lambda conv_id: pytest.fail("the record was read again"))
+    assert [t.seq for t in reader.iter_turns(kept.id, conversation=listed[kept.id])] == list(range(150))
+    with pytest.raises(UnknownConversationError):
+        list(reader.iter_turns(gone.id, conversation=listed[gone.id]))
+
+
 def test_update_turn_and_pending_tracking(store):
     conversation = store.create_conversation("a")
     turn = store.add_turn(conversation.id, "q", "q")

@@ -115,7 +115,8 @@ class Backend:
         """Write a conversation to exactly this file (its directory is made), never over one that
         exists, as its turns are read; the path written. Raises ExportWriteError with a one-line reason."""
         export.make_directory(path.parent)
-        pieces = export.chunks(fmt, self.conversation(conv_id), self._store.iter_turns(conv_id))
+        conversation = self.conversation(conv_id)
+        pieces = export.chunks(fmt, conversation, self._store.iter_turns(conv_id, conversation=conversation))
         export.write_new_file(path, pieces, force=False)
         return path
 
