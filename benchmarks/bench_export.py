@@ -91,7 +91,8 @@ def export_one(work: Path) -> list[dict]:
             walls.append(wall * 1000)
             rss.append(peak)
             start = time.perf_counter()
-            pieces = export.chunks(fmt, store.get_conversation(conv_id), store.iter_turns(conv_id))
+            conversation = store.get_conversation(conv_id)  # as the command reads it: once
+            pieces = export.chunks(fmt, conversation, store.iter_turns(conversation))
             export.write_new_file(target, pieces, force=True)
             inside.append((time.perf_counter() - start) * 1000)
         rows.append(

@@ -112,9 +112,9 @@ def test_turns_read_for_a_conversation_already_read_are_the_ones_it_counted(stor
     store.delete_conversation(gone.id)
     reader = HistoryStore(store.root)
     monkeypatch.setattr(reader, "_record", lambda conv_id: pytest.fail("the record was read again"))
-    assert [t.seq for t in reader.iter_turns(kept.id, conversation=listed[kept.id])] == list(range(150))
+    assert [t.seq for t in reader.iter_turns(listed[kept.id])] == list(range(150))
     with pytest.raises(UnknownConversationError):
-        list(reader.iter_turns(gone.id, conversation=listed[gone.id]))
+        list(reader.iter_turns(listed[gone.id]))
 
 
 def test_update_turn_and_pending_tracking(store):

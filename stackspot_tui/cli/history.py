@@ -135,9 +135,7 @@ def _conversations(args: argparse.Namespace, store: HistoryStore, streams: Strea
 
 def _show(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     conversation = _conversation(store, args.id)
-    for piece in export.chunks(
-        "json" if args.json else "txt", conversation, store.iter_turns(conversation.id, conversation=conversation)
-    ):
+    for piece in export.chunks("json" if args.json else "txt", conversation, store.iter_turns(conversation)):
         streams.stdout.write(piece)
     return EXIT_OK
 
@@ -193,14 +191,14 @@ def _export(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
         # durable together at the end (one sync, not two fsyncs a file).
         count = 0
         for c in store.list_conversations(archived=None):
-            pieces = export.chunks(args.format, c, store.iter_turns(c.id, conversation=c))
+            pieces = export.chunks(args.format, c, store.iter_turns(c))
             _write(directory / f"{c.id}.{args.format}", pieces, args.force, durable=False)
             count += 1
         sync_all()
         print(f"exported {counted(count, 'conversation')} to {directory}", file=streams.stderr)
         return EXIT_OK
     conversation = _conversation(store, args.id)
-    pieces = export.chunks(args.format, conversation, store.iter_turns(conversation.id, conversation=conversation))
+    pieces = export.chunks(args.format, conversation, store.iter_turns(conversation))
     if args.output in (None, "-"):
         for piece in pieces:
             streams.stdout.write(piece)

@@ -116,7 +116,7 @@ class Backend:
         exists, as its turns are read; the path written. Raises ExportWriteError with a one-line reason."""
         export.make_directory(path.parent)
         conversation = self.conversation(conv_id)
-        pieces = export.chunks(fmt, conversation, self._store.iter_turns(conv_id, conversation=conversation))
+        pieces = export.chunks(fmt, conversation, self._store.iter_turns(conversation))
         export.write_new_file(path, pieces, force=False)
         return path
 

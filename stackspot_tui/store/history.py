@@ -765,25 +765,25 @@ class HistoryStore:
         return list(self.iter_turns(conv_id, start=start, limit=limit))
 
     def iter_turns(
-        self, conv_id: str, *, start: int = 0, limit: int | None = None, conversation: Conversation | None = None
+        self, conversation: str | Conversation, *, start: int = 0, limit: int | None = None
     ) -> Iterator[Turn]:
         """Turns in order, a page at a time: a long conversation is never all in memory at once.
 
-        ``conversation``: the conversation as the caller already read it (an export's heading,
-        `list_conversations` for every one): its record is not read again, and the turns are
-        those it counted. Each page is read under the shared lock; a write between two pages may
-        be seen or not."""
+        ``conversation``: its id, or the conversation as the caller already read it (an export's
+        heading, `list_conversations` for every one): its record is then not read again, and the
+        turns are those it counted. Each page is read under the shared lock; a write between two
+        pages may be seen or not."""
         start = max(0, start)
-        if conversation is None:
-            conversation = self.get_conversation(conv_id)
+        if isinstance(conversation, str):
+            conversation = self.get_conversation(conversation)
         end = conversation.next_seq if limit is None else min(conversation.next_seq, start + limit)
         for page in range(start // PAGE_SIZE, -(-end // PAGE_SIZE)):
             with self._lock.hold(shared=True):
                 try:
                     records = self._page(conversation, page)
                 except HistoryCorruptError:
-                    if not self.record_path(conv_id).exists():
-                        raise UnknownConversationError(conv_id) from None  # deleted since it was read
+                    if not self.record_path(conversation.id).exists():
+                        raise UnknownConversationError(conversation.id) from None  # deleted since it was read
                     raise
             for key in sorted(records, key=int):
                 if start <= int(key) - 1 < end:
