@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import tempfile
 
@@ -35,6 +36,15 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("TMPDIR") is None and os.path.isdir(MEMORY_TMP) and os.access(MEMORY_TMP, os.W_OK):
         os.environ["TMPDIR"] = MEMORY_TMP
         tempfile.tempdir = MEMORY_TMP
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What a worker holds once the tests are collected (pytest, hypothesis, Textual, every test
+    module) lives as long as it does: frozen, it is left out of every cyclic collection after,
+    as the real program leaves out what it imported (`run_app`). The app tests spent ~10% of
+    their CPU walking it."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
