@@ -50,7 +50,7 @@ def test_common_options_before_and_after_the_command():
     after = parse("conversations", "--json", "--data-dir", "/d", "--realm", "r")
     for args in (before, after):
         assert (args.data_dir, args.realm, args.json) == ("/d", "r", True)
-        assert args.handler.__wrapped__ is history_commands._conversations
+        assert args.handler is history_commands._conversations
 
 
 def test_no_command_opens_the_app_with_its_own_options():

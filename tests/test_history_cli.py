@@ -157,3 +157,34 @@ def test_delete_one_turn(store):
 def test_resume_with_nothing_pending(store):
     code, _, err = cli("resume")
     assert code == 0 and "nothing to resume" in err
+
+
+def test_an_empty_list_says_where_the_conversations_are(env):
+    assert cli("conversations") == (0, "", "no conversations yet\n")
+    assert cli("--demo", "conversations")[2] == "no demo conversations yet\n"
+    demo = HistoryStore(env / "data" / "demo")
+    demo.create_conversation("code-review")
+    # Someone who tried the demo first: its conversations are not StackSpot's, and are found.
+    assert cli("conversations")[2] == "no conversations yet; the demo's: `stackspot-tui --demo conversations`\n"
+    assert "no demo conversations" not in cli("--demo", "conversations")[2]
+    real = HistoryStore(env / "data" / "history")
+    archived = real.create_conversation("explain-code")
+    real.update_conversation(archived.id, archived=True)
+    assert cli("conversations")[2] == "no active conversations; 1 archived (--archived lists them)\n"
+    assert cli("conversations", "--archived")[1].startswith(archived.id)
+    real.update_conversation(archived.id, archived=False)
+    assert cli("conversations", "--archived")[2] == "no archived conversations\n"
+    demo_store_files = sorted(p.name for p in (env / "data" / "demo").iterdir())
+    cli("conversations")  # looking at the other history leaves it as it was
+    assert sorted(p.name for p in (env / "data" / "demo").iterdir()) == demo_store_files
+
+
+def test_holds_conversations_looks_without_making_anything(tmp_path):
+    assert not HistoryStore.holds_conversations(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "file").write_text("x")
+    assert not HistoryStore.holds_conversations(tmp_path / "file")
+    store = HistoryStore(tmp_path / "h")
+    assert not HistoryStore.holds_conversations(tmp_path / "h")
+    store.create_conversation("echo")
+    assert HistoryStore.holds_conversations(tmp_path / "h")

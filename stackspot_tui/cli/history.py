@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument(
         "--limit", type=int, default=LIST_LIMIT, help=f"at most this many, newest first (default {LIST_LIMIT}; 0: all)"
     )
-    p.set_defaults(handler=_on_history(_conversations))
+    p.set_defaults(handler=_conversations)
 
     p = sub.add_parser("show", parents=[common], help="print a conversation")
     p.add_argument("id", metavar="ID", help="local conversation id or unique prefix")
@@ -106,10 +106,13 @@ def _conversation(store: HistoryStore, text: str) -> Conversation:
     return store.get_conversation(store.resolve_id(text))
 
 
-def _conversations(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
+def _conversations(args: argparse.Namespace, streams: Streams) -> int:
     archived = None if args.all else args.archived
     if args.limit < 0:
         raise CommandError("--limit must be 0 (all) or more")
+    common = CommonOptions.from_args(args)
+    settings = common.settings(streams)
+    store = open_store(settings, demo=common.demo)
     limit = args.limit or None
     conversations = store.list_conversations(archived=archived, limit=limit)
     if limit is not None and len(conversations) == limit:
@@ -120,7 +123,10 @@ def _conversations(args: argparse.Namespace, store: HistoryStore, streams: Strea
         print(visible_json([c.to_dict() for c in conversations], indent=2), file=streams.stdout)
         return EXIT_OK
     if not conversations:
-        print("no conversations yet", file=streams.stderr)
+        print(
+            _none_listed(store, archived, history_root(settings, demo=not common.demo), common.demo),
+            file=streams.stderr,
+        )
         return EXIT_OK
     for c in conversations:
         mark = " [archived]" if c.archived else ""
@@ -131,6 +137,23 @@ def _conversations(args: argparse.Namespace, store: HistoryStore, streams: Strea
             file=streams.stdout,
         )
     return EXIT_OK
+
+
+def _none_listed(store: HistoryStore, archived: bool | None, other: Path, demo: bool) -> str:
+    """Why the list is empty, and where the conversations are when they are elsewhere: the
+    archived ones, or the other history (someone who tried the demo first looks for its
+    conversations without --demo)."""
+    if archived is not None and (total := store.count_conversations(archived=None)):
+        if archived:
+            return "no archived conversations"
+        return f"no active conversations; {total:,} archived (--archived lists them)"
+    kind = "demo conversations" if demo else "conversations"
+    if HistoryStore.holds_conversations(other):
+        where = (
+            "StackSpot's: `stackspot-tui conversations`" if demo else "the demo's: `stackspot-tui --demo conversations`"
+        )
+        return f"no {kind} yet; {where}"
+    return f"no {kind} yet"
 
 
 def _show(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:

@@ -447,6 +447,16 @@ class HistoryStore:
                 self.notice(f"indexing {len(ids):,} conversations for search (once)…")
             return self.catalog.build(self._everything(ids))
 
+    @staticmethod
+    def holds_conversations(root: Path) -> bool:
+        """Whether the history at ``root`` holds a conversation, without opening it: nothing is
+        made or locked there (it may not be the history this process works on)."""
+        try:
+            with os.scandir(Path(root) / "conversations") as entries:
+                return any(is_id(entry.name) for entry in entries)
+        except OSError:
+            return False
+
     def _ids_on_disk(self) -> list[str]:
         try:
             names = os.listdir(self.root / "conversations")
