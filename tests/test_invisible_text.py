@@ -92,3 +92,32 @@ def test_json_output_escapes_them_and_parses_to_the_same_text(history, args):
     assert main([a.format(id=history.id) for a in args], stdout=out, stderr=err) == 0, err.getvalue()
     assert RLO not in out.getvalue() and "\\u202e" in out.getvalue()
     assert f"invoice {RLO}fdp.exe" in json.dumps(json.loads(out.getvalue()), ensure_ascii=False)
+
+
+# Text made of what the sanitizer cares about: plain ASCII, controls, invisible characters,
+# flags whole and cut, joiners, typographic non-ASCII.
+PIECES = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=8),
+    st.sampled_from(["\n", "\t", "\x1b[31m", "\x00", "\x7f", "\x9b", "\x85", RLO, PDF, LRI, PDI, ZWSP, BOM]),
+    st.sampled_from([ENGLAND, ENGLAND[:3], ENGLAND[1:], "\U000e0041", FAMILY, "\u200c", "“é”", "🎉", "\u061c"]),
+    st.text(max_size=4),
+)
+
+
+@given(st.lists(PIECES, max_size=12).map("".join))
+def test_text_with_nothing_to_change_is_returned_as_it_is_and_the_rest_as_both_passes_make_it(text):
+    from stackspot_tui.textsafe import _CONTROL, _INVISIBLE, _code_point, _picture
+
+    both_passes = _INVISIBLE.sub(_code_point, _CONTROL.sub(_picture, text))
+    assert visible(text) == both_passes
+    if both_passes == text and not any(0xE0000 <= ord(c) <= 0xE007F for c in text):  # (a flag's tags: a second look)
+        assert visible(text) is text  # the quick check found nothing: no copy made
+
+
+def test_every_character_the_sanitizer_changes_is_seen_alone_in_ascii_and_in_other_text():
+    from stackspot_tui.textsafe import _CONTROL, _INVISIBLE, _code_point, _picture
+
+    codes = [*range(0x00, 0x100), *range(0x2000, 0x2070), 0x061C, 0xFEFF, 0xFEFE, *range(0xE0000, 0xE0080)]
+    for code in codes:
+        for text in (f"a{chr(code)}b", f"é{chr(code)}b"):
+            assert visible(text) == _INVISIBLE.sub(_code_point, _CONTROL.sub(_picture, text)), hex(code)
