@@ -244,3 +244,16 @@ def test_a_turn_read_with_fields_missing_is_what_its_constructor_makes(record):
     assert turn == expected
     if "sources" not in record:
         assert Turn.from_dict(record).sources is not turn.sources
+
+
+@given(
+    st.lists(st.text(st.sampled_from("ab \t\n\u00a0\u4e00·›✔x"), max_size=30), max_size=6),
+    st.integers(min_value=1, max_value=25),
+)
+def test_progress_lines_are_wrapped_as_textwrap_wraps_them(lines, width):
+    import textwrap
+
+    from stackspot_tui.tui.widgets import ProgressLog
+
+    wrapped = [part for line in lines for part in textwrap.wrap(line, width, subsequent_indent="  ") or [""]]
+    assert ProgressLog._wrap(lines, width) == wrapped
