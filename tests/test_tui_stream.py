@@ -117,6 +117,30 @@ def test_a_long_list_streaming_is_parsed_a_few_times_not_at_every_append(monkeyp
     assert freezer.cut(source) > 0  # a new part is looked at at once
 
 
+@settings(max_examples=examples(60), deadline=None)
+@given(seed=st.integers(0, 10_000), blocks=st.integers(1, 6), chunk=st.integers(1, 40))
+def test_a_freezer_asked_after_each_append_finds_the_cut_a_whole_parse_finds(seed, blocks, chunk):
+    whole = document(seed, 16)
+    freezer = Freezer(blocks)
+    for end in range(chunk, len(whole) + chunk, chunk):
+        arrived = whole[:end]
+        cut = freezer.cut(arrived)
+        assert cut == freeze_point(arrived, blocks)[0], end
+        if cut:
+            return
+
+
+def test_a_growing_answer_is_parsed_from_its_last_block_not_from_its_start(monkeypatch):
+    parsed = []
+    parse = stream._parser.parse
+    monkeypatch.setattr(stream._parser, "parse", lambda text, *a: (parsed.append(len(text)), parse(text, *a))[1])
+    freezer, source = Freezer(100), ""
+    for n in range(100):  # 100 paragraphs: never more than 100 blocks, never a cut
+        source += f"Paragraph {n} " + "with some words " * 20 + "\n\n"
+        assert freezer.cut(source) == 0
+    assert parsed and sum(parsed) < 1.5 * len(source), (parsed, len(source))  # whole parses: 5x
+
+
 class Transcript(App):
     def compose(self) -> ComposeResult:
         yield TranscriptView()
