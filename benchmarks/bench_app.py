@@ -81,6 +81,12 @@ def pty_first_frame(data_dir: Path, conversation: str | None = None) -> tuple[fl
     return elapsed, rss
 
 
+def baseline(kept: list[float]) -> float:
+    """One run of the baseline, `python -c "import textual.app"`, kept in ``kept`` too."""
+    kept.append(wall([sys.executable, "-c", "import textual.app"]))
+    return kept[-1]
+
+
 def main(runs: int, tiers: list[str]) -> dict:
     histories = {name: tier(name, notice=lambda text: print(text, file=sys.stderr)) for name in tiers}
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,28 +97,35 @@ def main(runs: int, tiers: list[str]) -> dict:
             data_dir.mkdir()
             (data_dir / "demo").symlink_to(root.resolve())
             data_dirs[name] = (data_dir, facts)
-        baseline = spread([wall([sys.executable, "-c", "import textual.app"]) for _ in range(runs)])
         probe = [sys.executable, str(HERE / "app_probe.py")]
-        headless = {}
-        real = {}
-        for name, (data_dir, _facts) in data_dirs.items():
-            headless[name] = spread([wall(probe + [str(data_dir), "-"], until="READY") for _ in range(runs)])
-            real[name] = [pty_first_frame(data_dir) for _ in range(runs)]
         large, facts = data_dirs[tiers[0]]
-        big = facts["big_conversation"]
-        headless[f"{tiers[0]} + open 1,000-turn conversation"] = spread(
-            [wall(probe + [str(large), big], until="READY") for _ in range(runs)]
-        )
+        opened = f"{tiers[0]} + open 1,000-turn conversation"
+        # Rounds, each history in turn, each app run beside a baseline run of its own: the
+        # machine's speed drifts over a minute (it is shared), and a baseline measured once, up
+        # front, made the same code 0.2 or 0.5 s "over" it from one `make bench` to the next.
+        baselines: list[float] = []
+        headless: dict[str, list[tuple[float, float]]] = {name: [] for name in [*data_dirs, opened]}
+        real: dict[str, list[tuple[float, float, float]]] = {name: [] for name in data_dirs}
+        for _ in range(runs):
+            for name, (data_dir, _facts) in data_dirs.items():
+                headless[name].append((wall(probe + [str(data_dir), "-"], until="READY"), baseline(baselines)))
+                real[name].append((*pty_first_frame(data_dir), baseline(baselines)))
+            opening = probe + [str(large), facts["big_conversation"]]
+            headless[opened].append((wall(opening, until="READY"), baseline(baselines)))
         extra = (
-            subprocess.run(probe + [str(large), big, "--extra"], capture_output=True, text=True, timeout=300)
+            subprocess.run(
+                probe + [str(large), facts["big_conversation"], "--extra"], capture_output=True, text=True, timeout=300
+            )
             .stdout.strip()
             .splitlines()[-1]
         )
     return {
         "tiers": tiers,
-        "import_textual_s": baseline,
-        "headless_first_frame_s": headless,
+        "import_textual_s": spread(baselines),
+        "headless_first_frame_s": {k: spread([v[0] for v in vals]) for k, vals in headless.items()},
+        "headless_over_baseline_s": {k: spread([v[0] - v[1] for v in vals]) for k, vals in headless.items()},
         "pty_first_frame_s": {k: spread([v[0] for v in vals]) for k, vals in real.items()},
+        "pty_over_baseline_s": {k: spread([v[0] - v[2] for v in vals]) for k, vals in real.items()},
         "pty_peak_rss_mb": {k: spread([v[1] for v in vals]) for k, vals in real.items()},
         "rendering": json.loads(extra),
     }
