@@ -51,8 +51,8 @@ class Freezer:
     """`freeze_point` of the growing part of an answer, asked after each append. It parses only
     once the part holds the lines `freeze_point` asked for, and then only from the last block
     start it found complete: such a start stays one whatever follows, so the blocks above it
-    are counted once. (Each parse of a whole 100-block part took 20-30 ms, the longest pauses
-    of the loop during a stream.)"""
+    are counted once (each parse of a whole 100-block part took 20-30 ms, the longest pauses
+    of the loop during a stream). So the part may only grow between two `reset` calls."""
 
     wait: int  # the lines the part must hold before a parse is worth it
     _offset: int  # where the next parse starts: a block start whose first line has ended

@@ -354,7 +354,7 @@ class ProgressLog(Log):
 
     @staticmethod
     def _wrap(lines: Iterable[str], width: int) -> list[str]:
-        # Nearly every line fits as it is: textwrap (regular expressions, ~20 us a line) only for
+        # Nearly every line fits as it is: textwrap (regular expressions, ~40 us a line) only for
         # those that do not, or that hold whitespace it would change (a tab, a line break, a
         # trailing space).
         return [
