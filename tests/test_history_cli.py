@@ -188,3 +188,17 @@ def test_holds_conversations_looks_without_making_anything(tmp_path):
     assert not HistoryStore.holds_conversations(tmp_path / "h")
     store.create_conversation("echo")
     assert HistoryStore.holds_conversations(tmp_path / "h")
+
+
+def test_an_id_from_the_other_history_says_which_one_has_it(env):
+    demo = HistoryStore(env / "data" / "demo").create_conversation("code-review")
+    real = HistoryStore(env / "data" / "history").create_conversation("explain-code")
+    code, _, err = cli("show", demo.id[:4])
+    assert code == 1 and err.splitlines()[-1].endswith("the demo's has it: add --demo"), err
+    code, _, err = cli("--demo", "rename", real.id, "new title")
+    assert code == 1 and err.splitlines()[-1].endswith("StackSpot's history has it: leave out --demo"), err
+    assert HistoryStore(env / "data" / "history").get_conversation(real.id).title != "new title"
+    absent = next(p for p in ("abc", "bcd", "cde") if not demo.id.startswith(p) and not real.id.startswith(p))
+    code, _, err = cli("show", absent)  # in neither
+    assert code == 1 and "has it" not in err and f"no conversation with id '{absent}'" in err
+    assert cli("--demo", "show", demo.id[:4])[0] == 0

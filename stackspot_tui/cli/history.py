@@ -13,6 +13,7 @@ from .. import export
 from ..atomicfile import sync_all
 from ..runtime import history_root, open_store
 from ..store import HistoryStore
+from ..store.errors import UnknownConversationError
 from ..store.models import Conversation
 from ..textsafe import one_line, visible_json
 from ..timefmt import relative
@@ -29,7 +30,16 @@ def _on_history(handler: StoreHandler) -> Callable[[argparse.Namespace, Streams]
     @functools.wraps(handler)
     def run(args: argparse.Namespace, streams: Streams) -> int:
         common = CommonOptions.from_args(args)
-        return handler(args, open_store(common.settings(streams), demo=common.demo), streams)
+        settings = common.settings(streams)
+        try:
+            return handler(args, open_store(settings, demo=common.demo), streams)
+        except UnknownConversationError as exc:
+            # An id from the demo's history given without --demo (or the other way round).
+            other = history_root(settings, demo=not common.demo)
+            if len(exc.text) < 3 or not HistoryStore.holds_conversations(other, exc.text):
+                raise
+            where = "StackSpot's history has it: leave out --demo" if common.demo else "the demo's has it: add --demo"
+            raise CommandError(f"{exc}; {where}") from None
 
     return run
 

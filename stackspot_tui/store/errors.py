@@ -64,6 +64,7 @@ class HistoryReadOnlyError(HistoryError):
 
 class UnknownConversationError(HistoryError):
     def __init__(self, text: str) -> None:
+        self.text = text  # the id or prefix asked for
         super().__init__(f"no conversation with id {text!r} (see `stackspot-tui conversations`)")
 
 

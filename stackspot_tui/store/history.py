@@ -448,12 +448,13 @@ class HistoryStore:
             return self.catalog.build(self._everything(ids))
 
     @staticmethod
-    def holds_conversations(root: Path) -> bool:
-        """Whether the history at ``root`` holds a conversation, without opening it: nothing is
-        made or locked there (it may not be the history this process works on)."""
+    def holds_conversations(root: Path, prefix: str = "") -> bool:
+        """Whether the history at ``root`` holds a conversation (whose id starts with ``prefix``),
+        without opening it: nothing is made or locked there (it may not be the history this
+        process works on)."""
         try:
             with os.scandir(Path(root) / "conversations") as entries:
-                return any(is_id(entry.name) for entry in entries)
+                return any(is_id(entry.name) and entry.name.startswith(prefix) for entry in entries)
         except OSError:
             return False
 
