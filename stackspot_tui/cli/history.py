@@ -24,21 +24,27 @@ StoreHandler = Callable[[argparse.Namespace, HistoryStore, Streams], int]
 LIST_LIMIT = 50
 
 
+def _histories(args: argparse.Namespace, streams: Streams) -> tuple[HistoryStore, Path, bool]:
+    """The history the common options point at, opened; where the other one is (the demo's, or
+    StackSpot's from the demo); and whether the first is the demo's."""
+    common = CommonOptions.from_args(args)
+    settings = common.settings(streams)
+    return open_store(settings, demo=common.demo), history_root(settings, demo=not common.demo), common.demo
+
+
 def _on_history(handler: StoreHandler) -> Callable[[argparse.Namespace, Streams], int]:
     """A command that works on the history the common options point at."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace, streams: Streams) -> int:
-        common = CommonOptions.from_args(args)
-        settings = common.settings(streams)
+        store, other, demo = _histories(args, streams)
         try:
-            return handler(args, open_store(settings, demo=common.demo), streams)
+            return handler(args, store, streams)
         except UnknownConversationError as exc:
             # An id from the demo's history given without --demo (or the other way round).
-            other = history_root(settings, demo=not common.demo)
             if len(exc.text) < 3 or not HistoryStore.holds_conversations(other, exc.text):
                 raise
-            where = "StackSpot's history has it: leave out --demo" if common.demo else "the demo's has it: add --demo"
+            where = "StackSpot's history has it: leave out --demo" if demo else "the demo's has it: add --demo"
             raise CommandError(f"{exc}; {where}") from None
 
     return run
@@ -120,9 +126,7 @@ def _conversations(args: argparse.Namespace, streams: Streams) -> int:
     archived = None if args.all else args.archived
     if args.limit < 0:
         raise CommandError("--limit must be 0 (all) or more")
-    common = CommonOptions.from_args(args)
-    settings = common.settings(streams)
-    store = open_store(settings, demo=common.demo)
+    store, other, demo = _histories(args, streams)
     limit = args.limit or None
     conversations = store.list_conversations(archived=archived, limit=limit)
     if limit is not None and len(conversations) == limit:
@@ -133,10 +137,7 @@ def _conversations(args: argparse.Namespace, streams: Streams) -> int:
         print(visible_json([c.to_dict() for c in conversations], indent=2), file=streams.stdout)
         return EXIT_OK
     if not conversations:
-        print(
-            _none_listed(store, archived, history_root(settings, demo=not common.demo), common.demo),
-            file=streams.stderr,
-        )
+        print(_none_listed(store, archived, other, demo), file=streams.stderr)
         return EXIT_OK
     for c in conversations:
         mark = " [archived]" if c.archived else ""
