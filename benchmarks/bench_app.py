@@ -99,6 +99,7 @@ def main(runs: int, tiers: list[str]) -> dict:
             data_dirs[name] = (data_dir, facts)
         probe = [sys.executable, str(HERE / "app_probe.py")]
         large, facts = data_dirs[tiers[0]]
+        opening = probe + [str(large), facts["big_conversation"]]
         opened = f"{tiers[0]} + open 1,000-turn conversation"
         # Rounds, each history in turn, each app run beside a baseline run of its own: the
         # machine's speed drifts over a minute (it is shared), and a baseline measured once, up
@@ -110,12 +111,9 @@ def main(runs: int, tiers: list[str]) -> dict:
             for name, (data_dir, _facts) in data_dirs.items():
                 headless[name].append((wall(probe + [str(data_dir), "-"], until="READY"), baseline(baselines)))
                 real[name].append((*pty_first_frame(data_dir), baseline(baselines)))
-            opening = probe + [str(large), facts["big_conversation"]]
             headless[opened].append((wall(opening, until="READY"), baseline(baselines)))
         extra = (
-            subprocess.run(
-                probe + [str(large), facts["big_conversation"], "--extra"], capture_output=True, text=True, timeout=300
-            )
+            subprocess.run([*opening, "--extra"], capture_output=True, text=True, timeout=300)
             .stdout.strip()
             .splitlines()[-1]
         )
@@ -136,12 +134,12 @@ def print_table(r: dict) -> None:
     print(f"app start-up and rendering (medians) · {machine()}")
     print(f"python -c 'import textual.app': {base:.3f} s")
     for name, value in r["headless_first_frame_s"].items():
-        print(
-            f"first frame, headless, {name:<40} {value['median']:.3f} s (+{value['median'] - base:.3f} s over the import)"
-        )
+        over = r["headless_over_baseline_s"][name]["median"]
+        print(f"first frame, headless, {name:<40} {value['median']:.3f} s (+{over:.3f} s over the import beside it)")
     for name, value in r["pty_first_frame_s"].items():
+        over = r["pty_over_baseline_s"][name]["median"]
         print(
-            f"first frame, real pty, {name:<40} {value['median']:.3f} s (+{value['median'] - base:.3f} s); "
+            f"first frame, real pty, {name:<40} {value['median']:.3f} s (+{over:.3f} s); "
             f"peak RSS {r['pty_peak_rss_mb'][name]['max']:.0f} MB"
         )
     rendering = r["rendering"]

@@ -412,14 +412,10 @@ def export_rows(exports: dict) -> list[Row]:
 def app_rows(app: dict) -> list[Row]:
     if "import_textual_s" not in app or not isinstance(app["import_textual_s"], dict):
         return []
-    base = app["import_textual_s"]["median"]
 
     def over(kind: str, name: str) -> dict:
-        """Each run less the baseline run beside it; older results: less the baseline's median."""
-        if f"{kind}_over_baseline_s" in app:
-            return dict(app[f"{kind}_over_baseline_s"][name])
-        figure = app[f"{kind}_first_frame_s"][name]
-        return {**figure, **{k: figure[k] - base for k in ("min", "median", "max")}}
+        """Each run less the baseline run beside it."""
+        return dict(app[f"{kind}_over_baseline_s"][name])
 
     rows = [_row("`python -c 'import textual.app'` (the baseline)", "—", app["import_textual_s"], "s", None, digits=2)]
     for name in app["pty_first_frame_s"]:
