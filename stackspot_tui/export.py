@@ -318,10 +318,9 @@ pre{background:#f6f8fa;padding:.8rem;overflow:auto;border-radius:6px}code{font-f
 
 @functools.lru_cache(maxsize=1)
 def _markdown_parser():
-    from markdown_it import MarkdownIt
+    from .markdown import parser  # the app's: the export reads an answer as the screen does
 
-    # html=False: raw HTML in an answer is shown as text, never run.
-    return MarkdownIt("commonmark", {"html": False}).enable("table")
+    return parser()
 
 
 def _markdown_html(text: str) -> str:

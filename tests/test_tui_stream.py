@@ -17,10 +17,11 @@ from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 
+from stackspot_tui.markdown import parser as markdown_parser
 from stackspot_tui.textsafe import visible
 from stackspot_tui.tui import stream
 from stackspot_tui.tui.stream import _REFERENCE, Freezer, StreamingAnswer, freeze_point
-from stackspot_tui.tui.widgets import MessageView, plain_markdown_parser
+from stackspot_tui.tui.widgets import MessageView
 from stackspot_tui.tui.widgets import Transcript as TranscriptView
 
 # Blocks that change meaning as later lines arrive, or that Textual renders in odd ways.
@@ -67,7 +68,7 @@ def document(seed: int, blocks: int = len(BLOCKS), *, definition: bool = False) 
 def block_tokens(text: str) -> list[tuple]:
     return [
         (t.type, t.tag, t.level, t.hidden, t.info, t.content if t.type == "inline" else "")
-        for t in plain_markdown_parser().parse(text)
+        for t in markdown_parser().parse(text)
     ]
 
 
@@ -81,7 +82,7 @@ def test_a_freeze_point_never_cuts_where_later_text_changes_the_blocks(seed, at,
         return
     assert arrived[cut - 1] == "\n"
     head, tail = whole[:cut], whole[cut:]
-    assert len([t for t in plain_markdown_parser().parse(head) if t.level == 0 and t.nesting >= 0]) >= blocks
+    assert len([t for t in markdown_parser().parse(head) if t.level == 0 and t.nesting >= 0]) >= blocks
     # Whatever came after, the two halves parse to the blocks the whole answer has.
     assert block_tokens(head) + block_tokens(tail) == block_tokens(whole)
 
@@ -105,8 +106,8 @@ def test_no_cut_comes_before_the_lines_a_freeze_point_waits_for(seed, at, blocks
 def test_a_long_list_streaming_is_parsed_a_few_times_not_at_every_append(monkeypatch):
     """One top-level block of 1,500 lines: each parse of it took 60-270 ms, on every append."""
     parses = []
-    parse = stream._parser.parse
-    monkeypatch.setattr(stream._parser, "parse", lambda text, *a: (parses.append(len(text)), parse(text, *a))[1])
+    parse = stream._block_parser.parse
+    monkeypatch.setattr(stream._block_parser, "parse", lambda text, *a: (parses.append(len(text)), parse(text, *a))[1])
     freezer, source = Freezer(400), ""
     for n in range(1_500):
         source += f"- item {n} with **some** words\n"
@@ -132,8 +133,8 @@ def test_a_freezer_asked_after_each_append_finds_the_cut_a_whole_parse_finds(see
 
 def test_a_growing_answer_is_parsed_from_its_last_block_not_from_its_start(monkeypatch):
     parsed = []
-    parse = stream._parser.parse
-    monkeypatch.setattr(stream._parser, "parse", lambda text, *a: (parsed.append(len(text)), parse(text, *a))[1])
+    parse = stream._block_parser.parse
+    monkeypatch.setattr(stream._block_parser, "parse", lambda text, *a: (parsed.append(len(text)), parse(text, *a))[1])
     freezer, source = Freezer(100), ""
     for n in range(100):  # 100 paragraphs: never more than 100 blocks, never a cut
         source += f"Paragraph {n} " + "with some words " * 20 + "\n\n"

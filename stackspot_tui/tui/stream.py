@@ -14,8 +14,9 @@ from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownBlock
 
+from ..markdown import parser as markdown_parser
 from ..textsafe import visible
-from .widgets import MessageView, laid_out, plain_markdown_parser
+from .widgets import MessageView, laid_out
 
 #: finished top-level blocks the growing Markdown widget holds before they are frozen into a
 #: widget of their own, so an append never lays out an unbounded answer. Measured in the real
@@ -30,7 +31,8 @@ FREEZE_BLOCKS = 100
 _OPEN_FLAG = re.compile("\U0001f3f4[\U000e0061-\U000e007a]{0,6}$")
 # A link reference definition ("[id]: url") applies to the whole answer, across frozen parts.
 _REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:", re.MULTILINE)
-_parser = plain_markdown_parser()
+# Where blocks start needs the block rules only: the inline ones were a quarter of each parse.
+_block_parser = markdown_parser().disable(["inline", "linkify", "text_join"])
 
 
 def freeze_point(source: str, blocks: int) -> tuple[int, int]:
@@ -71,7 +73,7 @@ class Freezer:
             return 0
         rest = source[self._offset :]
         rest_lines = rest.split("\n")
-        starts = sorted({token.map[0] for token in _parser.parse(rest) if token.level == 0 and token.map})
+        starts = sorted({token.map[0] for token in _block_parser.parse(rest) if token.level == 0 and token.map})
         complete = [start for start in starts if start < len(rest_lines) - 1]  # its first line has ended
         found = self._counted + len(complete)
         at_last = self._offset + sum(len(line) + 1 for line in rest_lines[: complete[-1]]) if complete else 0
@@ -114,7 +116,7 @@ class AnswerMarkdown(Markdown):
 
 
 def _markdown(text: str = "", classes: str = "body") -> Markdown:
-    return AnswerMarkdown(text, classes=classes, parser_factory=plain_markdown_parser)
+    return AnswerMarkdown(text, classes=classes, parser_factory=markdown_parser)
 
 
 class FrozenMarkdown(AnswerMarkdown):
@@ -123,7 +125,7 @@ class FrozenMarkdown(AnswerMarkdown):
     height would be measured again (every block of it arranged) each time."""
 
     def __init__(self, markdown: str) -> None:
-        super().__init__(markdown, classes="body frozen", parser_factory=plain_markdown_parser)
+        super().__init__(markdown, classes="body frozen", parser_factory=markdown_parser)
         self._pinned_width: int | None = None
         self._own_margin: int | None = None  # the bottom margin of its last block, as styled
 

@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from markdown_it import MarkdownIt
 from rich.highlighter import Highlighter
 from rich.text import Text
 from textual import events
@@ -27,6 +26,7 @@ from textual.widgets._footer import FooterKey
 
 from ..engine import Turn, answer_text
 from ..fences import code_blocks
+from ..markdown import parser as markdown_parser
 from ..progress import ProgressLine, seconds
 from ..textsafe import visible
 
@@ -92,11 +92,6 @@ class ConversationBar(Static):
     def on_resize(self) -> None:
         if getattr(self, "_shown", None):
             self.show(**self._shown)
-
-
-def plain_markdown_parser() -> MarkdownIt:
-    """Markdown with raw HTML off: `<script>` in an answer stays visible text, never dropped."""
-    return MarkdownIt("gfm-like", {"html": False})
 
 
 def laid_out(self: Widget, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
@@ -218,7 +213,7 @@ class MessageView(Vertical, can_focus=True):
             view = self.text[:LARGE_VIEW_CHARS]
             yield TextArea(visible(view), read_only=True, soft_wrap=False, classes="body large")
         elif self.markdown:
-            yield Markdown(visible(self.text), classes="body", parser_factory=plain_markdown_parser)
+            yield Markdown(visible(self.text), classes="body", parser_factory=markdown_parser)
         else:
             yield Static(Text(visible(self.text)), classes="body")
 
