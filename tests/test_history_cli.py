@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 
-from stackspot_tui.cli import main
+from stackspot_tui.cli import export_all, main
 from stackspot_tui.store import HistoryStore
 
 
@@ -103,6 +105,71 @@ def test_export_to_unwritable_path(store, env):
 def test_export_all_to_directory(store, env):
     code, _, _ = cli("export", "--all", "--format", "json", "-o", str(env / "dump"))
     assert code == 0 and sorted(p.stem for p in (env / "dump").iterdir()) == sorted([store.first, store.second])
+
+
+# The CLI in a process of its own (workers fork from it), handing out two conversations a share.
+IN_SHARES_OF_TWO = "import sys; from stackspot_tui.cli import main, export_all; export_all.SHARE = 2; sys.exit(main())"
+
+
+# ... and with workers that die on their first share (as one killed for memory would).
+KILLED_WORKERS = IN_SHARES_OF_TWO.replace("sys.exit", "export_all.share = die; sys.exit")
+KILLED_WORKERS = "import os\ndef die(*args): os._exit(9)\n" + KILLED_WORKERS.replace("; ", "\n")
+
+
+def export_in_processes(*argv: str, script: str = IN_SHARES_OF_TWO) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", script, *argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def seven_conversations(store) -> list[str]:
+    ids = [store.first, store.second]
+    for n in range(5):
+        conversation = store.create_conversation("code-review")
+        turn = store.add_turn(conversation.id, f"prompt {n}", f"prompt {n}")
+        store.update_turn(conversation.id, turn.seq, status="COMPLETED", result=f"answer {n}\n\n- a list")
+        ids.append(conversation.id)
+    return ids
+
+
+@pytest.mark.e2e
+def test_export_all_in_worker_processes_writes_what_one_process_writes(store, env):
+    ids = seven_conversations(store)
+    assert cli("export", "--all", "-f", "html", "-o", str(env / "one"))[0] == 0  # 7 < two shares: here
+    done = export_in_processes("export", "--all", "-f", "html", "-o", str(env / "many"))
+    assert done.returncode == 0 and done.stderr == f"exported 7 conversations to {env / 'many'}\n", done.stderr
+    assert sorted(p.name for p in (env / "many").iterdir()) == sorted(f"{i}.html" for i in ids)
+    for path in (env / "one").iterdir():
+        assert (env / "many" / path.name).read_bytes() == path.read_bytes()
+
+
+@pytest.mark.e2e
+def test_a_damaged_conversation_stops_export_all_in_workers_with_one_line(store, env):
+    ids = seven_conversations(store)
+    store.fold_journal(ids[4])
+    page = store.page_path(ids[4], 0)
+    page.write_text("{ not json")
+    done = export_in_processes("export", "--all", "-o", str(env / "many"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [done.stderr.strip()] and f"history file {page} is damaged" in done.stderr
+
+
+@pytest.mark.e2e
+def test_a_killed_export_worker_is_one_line_not_a_traceback(store, env):
+    seven_conversations(store)
+    done = export_in_processes("export", "--all", "-o", str(env / "many"), script=KILLED_WORKERS)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "stackspot-tui: error: an export process was stopped before it finished; the files written are whole: run it again\n"
+    )
+
+
+def test_a_workers_share_says_what_stopped_it(store, env):
+    directory = env / "out"
+    directory.mkdir()
+    conversations = store.list_conversations(archived=None)
+    assert export_all.share(store.root, conversations, "md", directory, False) is None
+    again = export_all.share(store.root, conversations, "md", directory, False)
+    assert again == f"{directory / (conversations[0].id + '.md')} exists; use --force to overwrite it"
 
 
 def test_export_import_export_round_trip(store, env, monkeypatch):

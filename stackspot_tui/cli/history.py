@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .. import export
-from ..atomicfile import sync_all
 from ..runtime import history_root, open_store
 from ..store import HistoryStore
 from ..store.errors import UnknownConversationError
@@ -19,6 +18,7 @@ from ..textsafe import one_line, visible_json
 from ..timefmt import relative
 from ..wording import counted
 from .common import EXIT_FAILED, EXIT_OK, CommandError, CommonOptions, Streams
+from .export_all import export_all
 
 StoreHandler = Callable[[argparse.Namespace, HistoryStore, Streams], int]
 LIST_LIMIT = 50
@@ -205,9 +205,9 @@ def _search(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
     return EXIT_OK
 
 
-def _write(path: Path, text: Iterable[str], force: bool, *, durable: bool = True) -> None:
+def _write(path: Path, text: Iterable[str], force: bool) -> None:
     try:
-        export.write_new_file(path, text, force=force, durable=durable)
+        export.write_new_file(path, text, force=force)
     except export.ExportWriteError as exc:
         raise CommandError(str(exc)) from None
 
@@ -221,14 +221,7 @@ def _export(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise CommandError(f"cannot create {directory}: {exc.strerror}") from None
-        # Each file is written as its turns are read, and renamed into place whole; they are made
-        # durable together at the end (one sync, not two fsyncs a file).
-        count = 0
-        for c in store.list_conversations(archived=None):
-            pieces = export.chunks(args.format, c, store.iter_turns(c))
-            _write(directory / f"{c.id}.{args.format}", pieces, args.force, durable=False)
-            count += 1
-        sync_all()
+        count = export_all(store, args.format, directory, args.force)
         print(f"exported {counted(count, 'conversation')} to {directory}", file=streams.stderr)
         return EXIT_OK
     conversation = _conversation(store, args.id)
