@@ -388,7 +388,10 @@ def export_rows(exports: dict) -> list[Row]:
             )
         )
         rows.append(_row(f"`export --all -f {r['format']}`: wall time", where, r["s"], "s", None))
-        rows.append(_row(f"`export --all -f {r['format']}`: peak RSS", where, r["peak_rss_mb"], "MB", 100, digits=0))
+        label = f"`export --all -f {r['format']}`: peak memory, its processes together (PSS)"
+        rows.append(_row(label, where, r["memory_mb"], "MB", 100, digits=0))
+        label = f"`export --all -f {r['format']}`: peak RSS of the largest process"
+        rows.append(_row(label, where, r["peak_rss_mb"], "MB", None, digits=0))
     for r in exports.get("one", []):
         where = f"one conversation of {r['turns']:,} turns"
         rows.append(
@@ -604,10 +607,12 @@ three of them; the row with fsync skipped is the code's own share. Why every fsy
 [history-layout.md](history-layout.md).""",
     "export": """`export --all` of the 10k tier and `export ID` of one 10,000-turn conversation, run as
 `stackspot-tui` processes: the store read, the rendering and the file writes, timed from
-outside, peak RSS from the kernel's accounting of that process. Files are written as their
-turns are read (a page of 100 turns at a time), so memory does not grow with the history.
-The work is CPU-bound on one core: per turn, reading (JSON, the schema check, the `Turn`)
-costs about as much as rendering.""",
+outside. `export --all` hands shares of 100 conversations to a worker process per core
+(forked: they share most of their pages with the parent), so its memory is the sum of its
+processes' PSS, sampled every 50 ms; `export ID` is one process, its peak RSS from the kernel.
+Files are written as their turns are read (a page of 100 turns at a time), so memory does not
+grow with the history. The work is CPU-bound: per turn, reading (JSON, the schema check, the
+`Turn`) costs about as much as rendering.""",
     "app": """First frame = the top bar drawn (its first word, `stackspot-tui`, on the screen), `stackspot-tui --demo` with no
 `--slug`, so it finds the latest conversation as a user's start does. The runs go in rounds,
 each history in turn, and each app run is paired with a baseline run just before it: "over the
