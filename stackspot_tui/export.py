@@ -7,7 +7,6 @@ so exporting a long conversation, or every conversation, never holds it all in m
 
 from __future__ import annotations
 
-import functools
 import html
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -316,15 +315,10 @@ pre{background:#f6f8fa;padding:.8rem;overflow:auto;border-radius:6px}code{font-f
 """
 
 
-@functools.lru_cache(maxsize=1)
-def _markdown_parser():
+def _markdown_html(text: str) -> str:
     from .markdown import parser  # the app's: the export reads an answer as the screen does
 
-    return parser()
-
-
-def _markdown_html(text: str) -> str:
-    return _markdown_parser().render(text)
+    return parser().render(text)
 
 
 @_export_format("html", "HTML")

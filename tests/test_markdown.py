@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from linkify_it import LinkifyIt
 
 from stackspot_tui import export
-from stackspot_tui.markdown import _Autolinks, parser
+from stackspot_tui.markdown import _Autolinks, new_parser, parser
 
 
 def links(text: str) -> list[str]:
@@ -35,7 +35,7 @@ class _StockTest(_Autolinks):
 
 
 def stock_parser():
-    md = parser()
+    md = new_parser()
     md.linkify = _StockTest()
     return md
 

@@ -14,6 +14,7 @@ from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownBlock
 
+from ..markdown import new_parser
 from ..markdown import parser as markdown_parser
 from ..textsafe import visible
 from .widgets import MessageView, laid_out
@@ -32,7 +33,7 @@ _OPEN_FLAG = re.compile("\U0001f3f4[\U000e0061-\U000e007a]{0,6}$")
 # A link reference definition ("[id]: url") applies to the whole answer, across frozen parts.
 _REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:", re.MULTILINE)
 # Where blocks start needs the block rules only: the inline ones were a quarter of each parse.
-_block_parser = markdown_parser().disable(["inline", "linkify", "text_join"])
+_block_parser = new_parser().disable(["inline", "linkify", "text_join"])
 
 
 def freeze_point(source: str, blocks: int) -> tuple[int, int]:
