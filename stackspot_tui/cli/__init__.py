@@ -15,6 +15,7 @@ from typing import TextIO
 from .. import __version__
 from ..api import StackSpotError
 from ..config import ConfigError, SettingError
+from ..export import ExportWriteError
 from ..store.errors import HistoryError, HistoryLocationError
 from . import app, history, run, simulate
 from .common import (
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except (UsageError, SettingError, HistoryLocationError) as exc:  # fix the command or the setting
         error(streams.stderr, str(exc))
         return EXIT_USAGE
-    except (StackSpotError, HistoryError, ConfigError, CommandError) as exc:
+    except (StackSpotError, HistoryError, ConfigError, CommandError, ExportWriteError) as exc:
         error(streams.stderr, str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -46,10 +46,7 @@ def write_files(
     """Each conversation's file, written as its turns are read and renamed into place whole."""
     for conversation in conversations:
         pieces = export.chunks(fmt, conversation, store.iter_turns(conversation))
-        try:
-            export.write_new_file(directory / f"{conversation.id}.{fmt}", pieces, force=force, durable=False)
-        except export.ExportWriteError as exc:
-            raise CommandError(str(exc)) from None
+        export.write_new_file(directory / f"{conversation.id}.{fmt}", pieces, force=force, durable=False)
 
 
 _stopping = False  # in a worker: Ctrl+C came, and the shares already queued for it are skipped
@@ -73,7 +70,7 @@ def share(root: Path, conversations: Sequence[Conversation], fmt: str, directory
         return None
     try:
         write_files(HistoryStore(root), conversations, fmt, directory, force)
-    except (HistoryError, CommandError) as exc:
+    except (HistoryError, export.ExportWriteError) as exc:
         return str(exc)
     return None
 

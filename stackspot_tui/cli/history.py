@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import export
@@ -205,13 +205,6 @@ def _search(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
     return EXIT_OK
 
 
-def _write(path: Path, text: Iterable[str], force: bool) -> None:
-    try:
-        export.write_new_file(path, text, force=force)
-    except export.ExportWriteError as exc:
-        raise CommandError(str(exc)) from None
-
-
 def _export(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> int:
     if args.all:
         if not args.output:
@@ -230,7 +223,7 @@ def _export(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
         for piece in pieces:
             streams.stdout.write(piece)
     else:
-        _write(Path(args.output), pieces, args.force)
+        export.write_new_file(Path(args.output), pieces, force=args.force)
         print(f"exported {conversation.id} to {args.output}", file=streams.stderr)
     return EXIT_OK
 
