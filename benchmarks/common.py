@@ -214,12 +214,18 @@ def cli_data_dir(work: Path, history: Path) -> Path:
     return data_dir
 
 
-def run_process(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Run a whole process: its wall time (s), its peak RSS (MB) and its stdout. Fails loudly."""
+def run_process(
+    args: list[str], env: dict | None = None, *, on_start: Callable[[int], object] | None = None
+) -> tuple[float, float, str]:
+    """Run a whole process: its wall time (s), its peak RSS (MB) and its stdout. Fails loudly.
+    ``on_start`` is called with its pid once it runs."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         process = subprocess.Popen(args, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(process.pid, 0)  # its own rusage: peak RSS of this process alone
+        if on_start is not None:
+            on_start(process.pid)
+        # Its rusage: ru_maxrss is the peak RSS of the largest of it and the children it waited for.
+        _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -236,25 +242,23 @@ def run_process_tree(args: list[str], env: dict | None = None) -> tuple[float, f
     and stdout."""
     peak = [0.0]
     done = threading.Event()
+    samplers: list[threading.Thread] = []
 
     def sample(pid: int) -> None:
         while not done.wait(0.05):
             peak[0] = max(peak[0], sum(_pss_kb(p) for p in _tree(pid)) / 1024)
 
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(args, stdout=out, stderr=err, env=env)
-        sampler = threading.Thread(target=sample, args=(process.pid,), daemon=True)
-        sampler.start()
-        _, status, usage = os.wait4(process.pid, 0)  # ru_maxrss: the largest of it and its children
-        elapsed = time.perf_counter() - start
+    def start(pid: int) -> None:
+        samplers.append(threading.Thread(target=sample, args=(pid,), daemon=True))
+        samplers[-1].start()
+
+    try:
+        elapsed, largest, out = run_process(args, env, on_start=start)
+    finally:
         done.set()
-        sampler.join()
-        if os.waitstatus_to_exitcode(status) != 0:
-            err.seek(0)
-            raise RuntimeError(f"{args} exited {os.waitstatus_to_exitcode(status)}: {err.read().decode()[-500:]}")
-        out.seek(0)
-        return elapsed, peak[0], usage.ru_maxrss / 1024, out.read().decode()
+        for sampler in samplers:
+            sampler.join()
+    return elapsed, peak[0], largest, out
 
 
 def _tree(pid: int) -> list[int]:

@@ -112,8 +112,12 @@ IN_SHARES_OF_TWO = "import sys; from stackspot_tui.cli import main, export_all; 
 
 
 # ... and with workers that die on their first share (as one killed for memory would).
-KILLED_WORKERS = IN_SHARES_OF_TWO.replace("sys.exit", "export_all.share = die; sys.exit")
-KILLED_WORKERS = "import os\ndef die(*args): os._exit(9)\n" + KILLED_WORKERS.replace("; ", "\n")
+KILLED_WORKERS = """import os, sys
+from stackspot_tui.cli import main, export_all
+export_all.SHARE = 2
+def die(*args): os._exit(9)
+export_all.share = die
+sys.exit(main())"""
 
 
 def export_in_processes(*argv: str, script: str = IN_SHARES_OF_TWO) -> subprocess.CompletedProcess[str]:
