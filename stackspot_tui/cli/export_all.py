@@ -6,13 +6,10 @@ reader does. A small history is exported in this process: starting workers would
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from .. import export
@@ -78,6 +75,12 @@ def share(root: Path, conversations: Sequence[Conversation], fmt: str, directory
 def _in_processes(
     root: Path, conversations: Sequence[Conversation], fmt: str, directory: Path, force: bool, processes: int
 ) -> None:
+    # Imported here: every command's process loads this module, and the process pool's modules
+    # were a tenth of the start-up of `run` and `conversations`.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     # Forked workers start at once; elsewhere fork is unsafe (macOS) or missing (Windows).
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     shares = [conversations[at : at + SHARE] for at in range(0, len(conversations), SHARE)]
