@@ -7,15 +7,18 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-PRIVATE = 0o600
+PRIVATE_FILE = 0o600  # what this program writes (history, exports, config) is the user's own
+PRIVATE_DIR = 0o700
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE, durable: bool = True, sync_dir: bool = True) -> None:
+def write_atomic(
+    path: Path, data: bytes, *, mode: int = PRIVATE_FILE, durable: bool = True, sync_dir: bool = True
+) -> None:
     write_atomic_chunks(path, (data,), mode=mode, durable=durable, sync_dir=sync_dir)
 
 
 def write_atomic_chunks(
-    path: Path, chunks: Iterable[bytes], *, mode: int = PRIVATE, durable: bool = True, sync_dir: bool = True
+    path: Path, chunks: Iterable[bytes], *, mode: int = PRIVATE_FILE, durable: bool = True, sync_dir: bool = True
 ) -> None:
     """Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the directory.
 
@@ -47,6 +50,23 @@ def write_atomic_chunks(
         raise
     if durable and sync_dir:
         fsync_directory(path.parent)
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and any missing parents, each readable by its owner only
+    (`Path.mkdir(parents=True)` gives the parents the umask's mode). Raises OSError, a
+    FileExistsError naming the file where a directory should be."""
+    missing = []
+    for candidate in (directory, *directory.parents):
+        if candidate.is_dir():
+            break
+        missing.append(candidate)
+    for candidate in reversed(missing):
+        try:
+            os.mkdir(candidate, PRIVATE_DIR)
+        except FileExistsError:
+            if not candidate.is_dir():
+                raise
 
 
 def sync_all() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from .api.models import result_to_text
-from .atomicfile import write_atomic_chunks
+from .atomicfile import make_private_dirs, write_atomic_chunks
 from .fences import code_fence
 from .store.models import Conversation, StepSummary, Turn
 from .textsafe import visible, visible_json, visible_json_text
@@ -406,8 +406,10 @@ def free_path(directory: Path, stem: str, fmt: str) -> Path:
 
 
 def make_directory(directory: Path) -> None:
+    """``directory`` and any missing parents, made private (0700) like the files written into
+    them; a directory that exists keeps its mode: the user chose it."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(directory)
     except OSError as exc:
         raise ExportWriteError(f"cannot create {directory}: {exc.strerror}") from None
 

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from stackspot_tui.api import StackSpotClient
 from stackspot_tui.cli import main
+from stackspot_tui.engine import ConversationService
+from stackspot_tui.engine.backend import Backend
 from stackspot_tui.store import HistoryLockTimeout, HistoryReadOnlyError, HistoryStore
 from stackspot_tui.store.storage import HistoryLock
 
@@ -49,9 +52,13 @@ def test_history_and_exports_are_private(isolated, tmp_path):
     exported = tmp_path / "out" / "all"
     for args in (["export", conversation.id, "-o", str(tmp_path / "one.md")], ["export", "--all", "-o", str(exported)]):
         assert main(args, stdout=io.StringIO(), stderr=io.StringIO()) == 0
+    from_app = tmp_path / "app" / "exports" / "one.html"  # the app's export dialog, through the engine
+    unused = StackSpotClient(client_id="x", client_secret="x", token_url="https://x", api_url="https://x")
+    Backend(ConversationService(unused, store)).export_to(conversation.id, "html", from_app)
     assert mode(isolated) == 0o700
-    dirs = [p for p in isolated.rglob("*") if p.is_dir()] + [exported]
-    files = [p for p in isolated.rglob("*") if p.is_file()] + [tmp_path / "one.md", *exported.iterdir()]
+    made = [exported.parent, exported, from_app.parent.parent, from_app.parent]
+    dirs = [p for p in isolated.rglob("*") if p.is_dir()] + made
+    files = [p for p in isolated.rglob("*") if p.is_file()] + [tmp_path / "one.md", *exported.iterdir(), from_app]
     assert {p.name for p in files} >= {"meta.json", "lock", "conversation.json", "journal.jsonl", "one.md"}
     assert [p for p in files if p.suffix == ".sqlite"]  # the catalog, and its -wal and -shm while open
     assert {str(p): oct(mode(p)) for p in dirs if mode(p) != 0o700} == {}

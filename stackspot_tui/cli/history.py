@@ -210,10 +210,7 @@ def _export(args: argparse.Namespace, store: HistoryStore, streams: Streams) -> 
         if not args.output:
             raise CommandError("export --all writes one file per conversation: give -o DIRECTORY")
         directory = Path(args.output)
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CommandError(f"cannot create {directory}: {exc.strerror}") from None
+        export.make_directory(directory)
         count = export_all(store, args.format, directory, args.force)
         print(f"exported {counted(count, 'conversation')} to {directory}", file=streams.stderr)
         return EXIT_OK

@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..atomicfile import fsync_directory
+from ..atomicfile import PRIVATE_FILE, fsync_directory
 from .errors import HistoryAccessError, HistoryCorruptError, HistoryReadOnlyError, HistoryWriteError
 from .schema import Record
-from .storage import PRIVATE_FILE, make_private_dirs
+from .storage import make_private_dirs
 
 CATALOG_VERSION = 1
 SUFFIX = ".sqlite"

@@ -16,8 +16,8 @@ from typing import Any
 
 from tinydb.storages import Storage
 
-from .. import fastjson
-from ..atomicfile import write_atomic
+from .. import atomicfile, fastjson
+from ..atomicfile import PRIVATE_FILE, write_atomic
 from .errors import HistoryAccessError, HistoryCorruptError, HistoryLockTimeout, HistoryReadOnlyError, HistoryWriteError
 
 try:
@@ -25,8 +25,6 @@ try:
 except ImportError:  # Windows and other systems without flock: filelock's portable lock instead
     fcntl = None  # type: ignore[assignment]
 
-PRIVATE_FILE = 0o600
-PRIVATE_DIR = 0o700
 _READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 Validator = Callable[[Path, Any], None]  # raises HistoryCorruptError
@@ -77,21 +75,14 @@ def _file_in_the_way(path: Path) -> Path:
 
 def make_private_dirs(directory: Path) -> None:
     """Create ``directory`` and any missing parents, each readable by its owner only."""
-    missing = []
-    for candidate in (directory, *directory.parents):
-        if candidate.is_dir():
-            break
-        missing.append(candidate)
-    for candidate in reversed(missing):
-        try:
-            os.mkdir(candidate, PRIVATE_DIR)
-        except FileExistsError:
-            if not candidate.is_dir():
-                raise HistoryCorruptError(candidate, "a file where a directory should be") from None
-        except NotADirectoryError:
-            raise HistoryCorruptError(_file_in_the_way(candidate), "a file where a directory should be") from None
-        except OSError as exc:
-            raise HistoryWriteError(candidate, exc) from None
+    try:
+        atomicfile.make_private_dirs(directory)
+    except FileExistsError as exc:
+        raise HistoryCorruptError(Path(exc.filename), "a file where a directory should be") from None
+    except NotADirectoryError:
+        raise HistoryCorruptError(_file_in_the_way(directory), "a file where a directory should be") from None
+    except OSError as exc:
+        raise HistoryWriteError(Path(exc.filename or directory), exc) from None
 
 
 def write_json_atomic(path: Path, data: Any, *, durable: bool = True, sync_dir: bool = True) -> None:
