@@ -11,6 +11,8 @@ side of a 120x40 pty, and this bench on the master side reading every byte the a
   that shows the prompt holding that many x's;
 - event-loop lag: a task in the app process (`hook`) sleeping 5 ms and noting how late it
   wakes, and the loop thread's CPU in each window;
+- screen updates: how many layouts and repaints the app made during the stream, and what they
+  cost (`time_screen_updates`);
 - peak RSS of the app process (VmHWM) after the answer, against the same app showing the
   same 6,000 words as a quick command's answer (pasted as the prompt, echoed back whole).
 
@@ -93,11 +95,35 @@ def hook(lags_path: str, argv: list[str]) -> None:
         self._lag_sampler = asyncio.get_running_loop().create_task(sample())  # type: ignore[attr-defined]
 
     StackSpotApp.on_mount = on_mount  # type: ignore[method-assign]
-    atexit.register(lambda: Path(lags_path).write_text(json.dumps(samples)))
+    updates = time_screen_updates()
+    atexit.register(lambda: Path(lags_path).write_text(json.dumps({"lags": samples, "updates": updates})))
     from stackspot_tui.cli import main
 
     sys.argv = ["stackspot-tui", *argv]
     sys.exit(main())
+
+
+def time_screen_updates() -> list[tuple[float, str, float]]:
+    """(when, "layout" or "repaint", ms) of each screen update the app makes: where the loop's
+    time goes during a stream. Textual's compositor lays the screen out (`reflow`) and draws
+    what changed (`render_update`); both run on the loop's one thread."""
+    from textual._compositor import Compositor
+
+    updates: list[tuple[float, str, float]] = []
+
+    def timed(method, name: str):  # type: ignore[no-untyped-def]
+        def run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                updates.append((time.monotonic(), name, (time.perf_counter() - start) * 1000))
+
+        return run
+
+    Compositor.reflow = timed(Compositor.reflow, "layout")  # type: ignore[method-assign]
+    Compositor.render_update = timed(Compositor.render_update, "repaint")  # type: ignore[method-assign]
+    return updates
 
 
 class Terminal:
@@ -234,8 +260,15 @@ def main(kind: str) -> dict:
             echoed.append(at)
     words = [(s - w) * 1000 for w, s in zip(stamps, shown, strict=False) if s == s]
     keys = [(e - t) * 1000 for t, e in zip(typed, echoed, strict=False)]
-    samples = json.loads((tmp / "lags.json").read_text())
-    streaming = [(lag, cpu) for when, lag, cpu in samples if stamps[0] <= when <= stamps[-1]]
+    recorded = json.loads((tmp / "lags.json").read_text())
+    streaming = [(lag, cpu) for when, lag, cpu in recorded["lags"] if stamps[0] <= when <= stamps[-1]]
+    during = [(name, ms) for when, name, ms in recorded["updates"] if stamps[0] <= when <= stamps[-1]]
+    for name in ("layout", "repaint"):
+        spent = [ms for kind, ms in during if kind == name]
+        result[f"{name}s"] = len(spent)
+        result[f"{name}_median_ms"] = pick(spent, 0.5)
+        result[f"{name}_total_ms"] = sum(spent)
+    result["stream_ms"] = (stamps[-1] - stamps[0]) * 1000
     result.update(
         words_on_screen=len(words),
         words_per_s=(len(stamps) - 1) / (stamps[-1] - stamps[0]),

@@ -147,6 +147,11 @@ def print_table(r: dict) -> None:
         f"{a['key_median_ms']:.1f} ms median / {a['key_max_ms']:.1f} ms max ({a['keys']} keys); "
         f"peak RSS {a['peak_rss_mb']:.0f} MB (quick command {a['quick_command_peak_rss_mb']:.0f} MB)"
     )
+    print(
+        f"during the stream ({a['stream_ms']:.0f} ms): {a['layouts']:.0f} layouts ({a['layout_total_ms']:.0f} ms, "
+        f"median {a['layout_median_ms']:.1f} ms), {a['repaints']:.0f} repaints ({a['repaint_total_ms']:.0f} ms, "
+        f"median {a['repaint_median_ms']:.1f} ms)"
+    )
 
 
 if __name__ == "__main__":
