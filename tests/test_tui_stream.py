@@ -87,6 +87,15 @@ def test_a_freeze_point_never_cuts_where_later_text_changes_the_blocks(seed, at,
     assert block_tokens(head) + block_tokens(tail) == block_tokens(whole)
 
 
+def test_a_table_is_no_cut_until_the_row_under_its_header_has_ended():
+    arrived = "Para one\n\nPara two\n| a | b |\n|---|-"
+    cut, _ = freeze_point(arrived, 1)
+    for later in ("--|\n| 1 | 2 |", "x and more"):  # a table after all, or the paragraph's last lines
+        whole = arrived + later
+        assert block_tokens(whole[:cut]) + block_tokens(whole[cut:]) == block_tokens(whole), later
+    assert cut == len("Para one\n\n")
+
+
 @settings(max_examples=examples(150), deadline=None)
 @given(seed=st.integers(0, 10_000), at=st.floats(0, 1), blocks=st.integers(1, 6))
 def test_no_cut_comes_before_the_lines_a_freeze_point_waits_for(seed, at, blocks):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Iterator
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -74,8 +75,8 @@ class Freezer:
             return 0
         rest = source[self._offset :]
         rest_lines = rest.split("\n")
-        starts = sorted({token.map[0] for token in _block_parser.parse(rest) if token.level == 0 and token.map})
-        complete = [start for start in starts if start < len(rest_lines) - 1]  # its first line has ended
+        last = len(rest_lines) - 1  # the line still arriving
+        complete = sorted({start for start in _block_starts(rest) if start < last})  # its first line has ended
         found = self._counted + len(complete)
         at_last = self._offset + sum(len(line) + 1 for line in rest_lines[: complete[-1]]) if complete else 0
         if found > self.blocks:
@@ -88,6 +89,19 @@ class Freezer:
     def reset(self) -> None:
         """The growing part was replaced."""
         self.wait, self._offset, self._counted = 0, 0, 0
+
+
+def _block_starts(source: str) -> Iterator[int]:
+    """The line each top-level block of ``source`` starts at. A table's starts at its header
+    only once the row under it has ended: until then "|---|-" may become "|---|-x", not a
+    delimiter row, and the header line a paragraph's last line (a cut there split a paragraph
+    between a frozen part and the growing one)."""
+    lines = source.count("\n")  # the index of the line still arriving
+    for token in _block_parser.parse(source):
+        if token.level == 0 and token.map and token.nesting != -1:
+            start = token.map[0]
+            if token.type != "table_open" or start + 1 < lines:
+                yield start
 
 
 def _once_laid_out(block: type[MarkdownBlock]) -> type[MarkdownBlock]:
