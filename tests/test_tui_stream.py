@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
+from textual.widgets import Markdown
 
 from stackspot_tui.markdown import parser as markdown_parser
 from stackspot_tui.textsafe import visible
@@ -272,6 +273,44 @@ async def test_an_append_lays_the_screen_out_once(monkeypatch, more):
         # and so did each new block, for the content it was built with.
         assert len(layouts) == 1
         assert transcript.scroll_y == transcript.max_scroll_y > 0  # still following the end
+
+
+async def test_a_freeze_keeps_the_blocks_it_freezes(monkeypatch):
+    # Freezing had parsed the finished part afresh and mounted each of its blocks again.
+    monkeypatch.setattr(StreamingAnswer, "render_interval", 0.0)
+    monkeypatch.setattr(stream, "FREEZE_BLOCKS", 3)
+    app = Transcript()
+    async with app.run_test(size=(80, 30)) as pilot:
+        answer = StreamingAnswer()
+        await app.query_one(TranscriptView).mount(answer)
+        head = "\n\n".join(f"Paragraph {n}." for n in range(3)) + "\n\n"
+        answer.feed(head + "Para")
+        while not answer.rendered.endswith("Para"):
+            await pilot.pause()
+        shown = list(answer.query_children(Markdown)[0].children)
+        answer.feed("graph 3.\n\nMore")  # a fourth finished block: the first three freeze
+        while len(answer.sources) < 2:
+            await pilot.pause()
+        assert answer.sources == [head, "Paragraph 3.\n\nMore"]
+        assert list(answer.query_children(Markdown)[0].children) == shown[:3]  # the very widgets
+
+
+async def test_a_part_its_appends_built_unlike_a_fresh_parse_is_parsed_afresh_as_it_freezes(monkeypatch):
+    # A character at a time, "1. one\n\n2. two" is appended as two lists: Textual re-parses from
+    # the last block's start, which was the paragraph "2" before the "." came. Parsed whole, one.
+    monkeypatch.setattr(StreamingAnswer, "render_interval", 0.0)
+    monkeypatch.setattr(StreamingAnswer, "max_render_interval", 0.0)
+    monkeypatch.setattr(stream, "FREEZE_BLOCKS", 2)
+    app = Transcript()
+    async with app.run_test(size=(80, 40)) as pilot:
+        answer = StreamingAnswer()
+        await app.query_one(TranscriptView).mount(answer)
+        for char in "1. one\n\n2. two\n\nPara a\n\nPara b\n\nPara c":
+            answer.feed(char)
+            await pilot.pause()
+        frozen = answer.query_children(Markdown)[0]
+        assert frozen.frozen and frozen.source.startswith("1. one\n\n2. two\n\n")
+        assert [type(block).__name__ for block in frozen.children][:2] == ["MarkdownOrderedList", "MarkdownParagraph"]
 
 
 async def test_lines_scrolled_out_of_view_are_not_kept_styled(monkeypatch):

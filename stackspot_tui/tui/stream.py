@@ -20,13 +20,12 @@ from ..markdown import parser as markdown_parser
 from ..textsafe import visible
 from .widgets import MessageView, laid_out
 
-#: finished top-level blocks the growing Markdown widget holds before they are frozen into a
-#: widget of their own, so an append never lays out an unbounded answer. Measured in the real
-#: app at 2,000 words/s, a 100-block answer in one widget reached the screen no later (and keys
-#: sooner) than one split every 8 blocks; past 100 each append lays out every block again: a
-#: 400-paragraph answer streamed with 0.4x the CPU frozen every 100 blocks as every 400
-#: (docs/performance.md, section 6)
-FREEZE_BLOCKS = 100
+#: finished top-level blocks the growing Markdown widget holds before it is frozen and a new one
+#: grows below, so an append never lays out an unbounded answer. A freeze keeps the blocks where
+#: they are, so it costs little: in the real app at 2,000 words/s, 25 halved the time in
+#: layouts against 100 (whose freeze had mounted every block again), with words and keys no
+#: later (docs/performance.md, agents)
+FREEZE_BLOCKS = 25
 
 # The start of a flag's tag sequence (🏴 + tags + cancel tag) not yet closed: `visible` shows
 # stray tag characters, so an unfinished flag waits for the piece that closes it.
@@ -123,28 +122,31 @@ class AnswerMarkdown(Markdown):
     """A part of a streaming answer: it and its blocks grow without a second layout per append.
     Its own lines (the gaps between its blocks) are blank: drawn as such, they skip Textual's
     per-line styling, which ran for every visible line on every append (the widget grows, and a
-    resized widget redraws all of its lines)."""
+    resized widget redraws all of its lines).
+
+    Once `freeze` is called it never changes again and its height is pinned once drawn: the
+    growing part below changes the height of everything around it on every append, and a
+    Markdown of automatic height would be measured again (every block of it arranged) each time."""
 
     BLOCKS = {name: _once_laid_out(block) for name, block in Markdown.BLOCKS.items()}
     BLANK = True  # no border and no padding here (MessageView's CSS): nothing but background
     _size_updated = laid_out
 
-
-def _markdown(text: str = "", classes: str = "body") -> Markdown:
-    return AnswerMarkdown(text, classes=classes, parser_factory=markdown_parser)
-
-
-class FrozenMarkdown(AnswerMarkdown):
-    """A finished part of a streaming answer. Its height is pinned once drawn: the growing answer
-    changes the height of everything around it on every append, and a Markdown of automatic
-    height would be measured again (every block of it arranged) each time."""
-
-    def __init__(self, markdown: str) -> None:
-        super().__init__(markdown, classes="body frozen", parser_factory=markdown_parser)
+    def __init__(self, markdown: str = "", *, classes: str = "body") -> None:
+        super().__init__(markdown, classes=classes, parser_factory=markdown_parser)
+        self.frozen = False
         self._pinned_width: int | None = None
         self._own_margin: int | None = None  # the bottom margin of its last block, as styled
 
+    def freeze(self, source: str) -> None:
+        """No more appends: it shows ``source``, the blocks it holds (the caller removed the rest)."""
+        self._markdown = source  # what `source` reads; Textual has no setter that keeps the blocks
+        self.frozen = True  # pinned at its next resize (the blocks it loses now): its size lags a frame
+        self.add_class("frozen")
+
     def on_resize(self) -> None:
+        if not self.frozen:
+            return
         if self._pinned_width is not None and self.size.width != self._pinned_width:
             self._unpin()  # a new width wraps the lines anew
         self.call_after_refresh(self._pin)
@@ -159,7 +161,7 @@ class FrozenMarkdown(AnswerMarkdown):
             self.styles.height = self.outer_size.height
 
     def meet(self, below: Markdown) -> None:
-        """Space ``below`` from this part as their blocks would be spaced within one widget:
+        """Space ``below`` from this frozen part as their blocks would be spaced within one widget:
         there two neighbouring blocks share their margins (the larger counts), here they would
         add up. The last block here keeps of its bottom margin what the first one below lacks."""
         if not self.children or not below.children:
@@ -175,6 +177,12 @@ class FrozenMarkdown(AnswerMarkdown):
             self.call_after_refresh(self._pin)
 
 
+def _markdown(text: str = "") -> AnswerMarkdown:
+    """A part of the answer. One that will be appended to starts empty: a Markdown made with
+    text loses all but the last line of its last block on its first append."""
+    return AnswerMarkdown(text)
+
+
 class StreamingAnswer(MessageView):
     """The assistant's message of a turn whose answer is arriving.
 
@@ -182,7 +190,7 @@ class StreamingAnswer(MessageView):
     one task appends whatever queued since its last pass to the growing Markdown widget, whose
     ``append`` re-parses only the last block, at most every ``render_interval``: a burst of
     pieces costs one render. Once that widget holds ``FREEZE_BLOCKS`` finished blocks they move
-    into a `FrozenMarkdown` that never changes again, so an append costs the same at the end of
+    frozen where they are, never to change again, so an append costs the same at the end of
     a long answer as at its start, and the event loop stays free for keys.
     """
 
@@ -202,7 +210,7 @@ class StreamingAnswer(MessageView):
         self._live = _markdown()  # the widget appends go to
         self._live_source = ""  # what it holds
         self._freezer = Freezer(FREEZE_BLOCKS)
-        self._frozen: FrozenMarkdown | None = None  # the last part frozen, right above it
+        self._frozen: AnswerMarkdown | None = None  # the last part frozen, right above it
         self._discarded = False  # finished to be replaced: no last render pass
         self.rendered = ""  # what the Markdown widgets hold, in order (tests and benchmarks read it)
 
@@ -272,7 +280,7 @@ class StreamingAnswer(MessageView):
             try:
                 await self._live.append(fragment)
             except Exception:  # Textual's in-place update tripped on this input: parse the growing part afresh
-                await self._swap("", self._live_source)
+                await self._reparse()
             if self._frozen is not None:
                 self._frozen.meet(self._live)  # its first block may have changed (an underline came)
         if last:
@@ -280,7 +288,7 @@ class StreamingAnswer(MessageView):
             return
         cut = self._freezer.cut(self._live_source)
         if cut:
-            await self._swap(self._live_source[:cut], self._live_source[cut:])
+            await self._freeze(cut)
         self._forget_hidden_lines()
 
     def _forget_hidden_lines(self) -> None:
@@ -295,25 +303,45 @@ class StreamingAnswer(MessageView):
             if cache._cache and widget not in shown:
                 cache.clear()
 
-    async def _swap(self, head: str, tail: str) -> None:
-        """Replace the growing widget by a frozen one showing ``head`` (if any) and a new growing
-        one showing ``tail``, both parsed afresh, in one frame."""
-        old = self._live
-        # Empty, then appended to: a Markdown made with text loses all but the last line of its
-        # last block on its first append.
-        live = _markdown()
-        frozen = FrozenMarkdown(head) if head else None
+    async def _freeze(self, cut: int) -> None:
+        """The growing widget keeps its blocks above ``cut`` where they are and is frozen (they
+        show as a fresh parse of that head would, `freeze_point`); a new growing widget takes
+        what follows, in one frame. Freezing had parsed and mounted the head afresh: every block
+        of it mounted again (each styled five times), the cost of a long answer's appends."""
+        head, tail = self._live_source[:cut], self._live_source[cut:]
+        old, live = self._live, _markdown()
+        line = head.count("\n")
+        blocks = [block for block in old.children if isinstance(block, MarkdownBlock)]
+        moving = [block for block in blocks if block.source_range[0] >= line]
+        if [block.source_range[0] for block in blocks if block not in moving] != list(_block_starts(head)):
+            # The appends left blocks a fresh parse of the head does not make ("1." then, lines
+            # later, "2." continued the list): parsed afresh, as the head renders in the whole.
+            await self._reparse(head)
+            old, moving = self._live, []
         with self.app.batch_update():
-            await self.mount_all([frozen, live] if frozen else [live], before=old)
+            await old.remove_children(moving)
+            old.freeze(head)
+            await self.mount(live, after=old)
             await live.append(tail)
+            if self._frozen is not None:
+                self._frozen.meet(old)
+            self._frozen = old
+            old.meet(live)
+        self._live, self._live_source = live, tail
+        self._freezer.reset()
+
+    async def _reparse(self, source: str | None = None) -> None:
+        """Replace the growing widget by one showing ``source`` (by default what it holds), parsed
+        afresh, in one frame."""
+        old, live = self._live, _markdown()  # empty, then appended to: see `_markdown`
+        source = self._live_source if source is None else source
+        with self.app.batch_update():
+            await self.mount(live, before=old)
+            await live.append(source)
             await old.remove()
-            if frozen is not None:
-                if self._frozen is not None:
-                    self._frozen.meet(frozen)
-                self._frozen = frozen
             if self._frozen is not None:
                 self._frozen.meet(live)
-        self._live, self._live_source = live, tail
+        self._live, self._live_source = live, source
         self._freezer.reset()
 
     async def _settle(self) -> None:
@@ -328,7 +356,7 @@ class StreamingAnswer(MessageView):
                 await self.remove_children(parts)
             self._live, self._live_source, self._frozen = whole, self.rendered, None
         else:
-            await self._swap("", self._live_source)
+            await self._reparse()
 
     def finish(self, note: str, *, discard: bool = False) -> None:
         """The stream is over: the last pieces are still drawn (the render task's last pass),
