@@ -7,7 +7,9 @@ sizes and compare the screen, line by line, with the answer rendered whole (as h
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import AsyncIterator
 
 import pytest
 from conftest import examples
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
+from textual.pilot import Pilot
 from textual.widgets import Markdown
 
 from stackspot_tui.markdown import parser as markdown_parser
@@ -275,14 +278,22 @@ async def test_an_append_lays_the_screen_out_once(monkeypatch, more):
         assert transcript.scroll_y == transcript.max_scroll_y > 0  # still following the end
 
 
-async def test_a_freeze_keeps_the_blocks_it_freezes(monkeypatch):
-    # Freezing had parsed the finished part afresh and mounted each of its blocks again.
+@contextlib.asynccontextmanager
+async def streaming(monkeypatch, freeze: int) -> AsyncIterator[tuple[Pilot, StreamingAnswer]]:
+    """An answer streaming into a transcript, a render pass per pause, frozen every ``freeze`` blocks."""
     monkeypatch.setattr(StreamingAnswer, "render_interval", 0.0)
-    monkeypatch.setattr(stream, "FREEZE_BLOCKS", 3)
+    monkeypatch.setattr(StreamingAnswer, "max_render_interval", 0.0)
+    monkeypatch.setattr(stream, "FREEZE_BLOCKS", freeze)
     app = Transcript()
-    async with app.run_test(size=(80, 30)) as pilot:
+    async with app.run_test(size=(80, 40)) as pilot:
         answer = StreamingAnswer()
         await app.query_one(TranscriptView).mount(answer)
+        yield pilot, answer
+
+
+async def test_a_freeze_keeps_the_blocks_it_freezes(monkeypatch):
+    # Freezing had parsed the finished part afresh and mounted each of its blocks again.
+    async with streaming(monkeypatch, freeze=3) as (pilot, answer):
         head = "\n\n".join(f"Paragraph {n}." for n in range(3)) + "\n\n"
         answer.feed(head + "Para")
         while not answer.rendered.endswith("Para"):
@@ -298,13 +309,7 @@ async def test_a_freeze_keeps_the_blocks_it_freezes(monkeypatch):
 async def test_a_part_its_appends_built_unlike_a_fresh_parse_is_parsed_afresh_as_it_freezes(monkeypatch):
     # A character at a time, "1. one\n\n2. two" is appended as two lists: Textual re-parses from
     # the last block's start, which was the paragraph "2" before the "." came. Parsed whole, one.
-    monkeypatch.setattr(StreamingAnswer, "render_interval", 0.0)
-    monkeypatch.setattr(StreamingAnswer, "max_render_interval", 0.0)
-    monkeypatch.setattr(stream, "FREEZE_BLOCKS", 2)
-    app = Transcript()
-    async with app.run_test(size=(80, 40)) as pilot:
-        answer = StreamingAnswer()
-        await app.query_one(TranscriptView).mount(answer)
+    async with streaming(monkeypatch, freeze=2) as (pilot, answer):
         for char in "1. one\n\n2. two\n\nPara a\n\nPara b\n\nPara c":
             answer.feed(char)
             await pilot.pause()
