@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine
+from common import baseline, machine, spread
 
 from stackspot_tui.sim import Pacing, Simulator
 from stackspot_tui.sim.server import SimulatorServer
@@ -122,10 +122,19 @@ def probe(kind: str) -> dict:
 def app(runs: int) -> dict:
     """Each figure the median of ``runs`` runs (the machine is shared: one run can be unlucky);
     the runs themselves kept under "runs"."""
-    agents = [probe("agent") for _ in range(runs)]
+    baselines: list[float] = []
+    agents = []
+    for _ in range(runs):
+        baseline(baselines)  # beside each run: the machine's speed drifts
+        agents.append(probe("agent"))
     quick = [probe("quick")["peak_rss_mb"] for _ in range(max(1, runs // 2))]
     summary = {key: statistics.median(run[key] for run in agents) for key in agents[0]}
-    return {**summary, "quick_command_peak_rss_mb": statistics.median(quick), "runs": agents}
+    return {
+        **summary,
+        "quick_command_peak_rss_mb": statistics.median(quick),
+        "import_textual_s": spread(baselines),
+        "runs": agents,
+    }
 
 
 def main(runs: int) -> dict:
@@ -147,6 +156,7 @@ def print_table(r: dict) -> None:
         f"{a['key_median_ms']:.1f} ms median / {a['key_max_ms']:.1f} ms max ({a['keys']} keys); "
         f"peak RSS {a['peak_rss_mb']:.0f} MB (quick command {a['quick_command_peak_rss_mb']:.0f} MB)"
     )
+    print(f"baseline, python -c 'import textual.app': {a['import_textual_s']['median']:.2f} s (median)")
     print(
         f"during the stream ({a['stream_ms']:.0f} ms): {a['layouts']:.0f} layouts ({a['layout_total_ms']:.0f} ms, "
         f"median {a['layout_median_ms']:.1f} ms), {a['repaints']:.0f} repaints ({a['repaint_total_ms']:.0f} ms, "

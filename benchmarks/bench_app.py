@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, spread, tier
+from common import baseline, machine, spread, tier
 
 HERE = Path(__file__).parent
 
@@ -79,12 +79,6 @@ def pty_first_frame(data_dir: Path, conversation: str | None = None) -> tuple[fl
     os.waitpid(pid, 0)
     os.close(fd)
     return elapsed, rss
-
-
-def baseline(kept: list[float]) -> float:
-    """One run of the baseline, `python -c "import textual.app"`, kept in ``kept`` too."""
-    kept.append(wall([sys.executable, "-c", "import textual.app"]))
-    return kept[-1]
 
 
 def main(runs: int, tiers: list[str]) -> dict:

@@ -56,6 +56,15 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def baseline(kept: list[float]) -> float:
+    """One run of the baseline, `python -c "import textual.app"` timed whole, kept in ``kept``
+    too: how fast the shared machine is at that moment, run beside each measured run."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import textual.app"], check=True, capture_output=True)
+    kept.append(time.perf_counter() - start)
+    return kept[-1]
+
+
 def spread(values: list[float]) -> dict:
     """A figure over its runs: min, median, max (and the runs themselves)."""
     return {

@@ -497,7 +497,22 @@ def agent_rows(agents: dict) -> list[Row]:
     rss_gap = app["peak_rss_mb"] - app["quick_command_peak_rss_mb"]
     cli_gap = cli["agent_peak_rss_mb"] - cli["quick_command_peak_rss_mb"]
     runs = len(app.get("runs", [])) or 1
+    baseline = app.get("import_textual_s")
     return [
+        *(
+            [
+                _row(
+                    "`python -c 'import textual.app'` beside each app run (the baseline)",
+                    "—",
+                    baseline,
+                    "s",
+                    None,
+                    digits=2,
+                )
+            ]
+            if baseline
+            else []
+        ),
         Row(
             "`run --agent`: first word on stdout after the simulator wrote it on the socket (median; max)",
             "loopback, real process",
