@@ -669,8 +669,8 @@ growing widget holds 25 finished top-level blocks it is frozen where it is (its 
 block still growing moved out) and a new one grows below, so a very long answer's blocks above
 are neither arranged nor measured again. Freezing had parsed the finished part afresh and
 mounted every block of it again, which is why it happened only every 100 blocks; frozen in
-place, every 25 halved the time in layouts (medians of 3 rounds: 422-461 against 653-808 ms
-a stream), loop lag p99 58-71 against 68-114 ms, words 110-123 against 111-137 ms, keys 56-58
+place, every 25 halved the time in layouts (3 rounds of alternating runs: 417-461 against
+653-808 ms a stream), loop lag p99 58-71 against 68-114 ms, words 110-123 against 111-137 ms, keys 56-58
 against 54-68 ms (2026-12-03).
 
 Where the loop's time goes (pyinstrument in the app process during the stream, and the loop
@@ -721,12 +721,15 @@ The row on screen updates counts them from inside the app (`time_screen_updates`
 repaints, each near 15 ms here. Two variants, tried in alternating pairs on 2026-12-03 while the
 machine ran a fixed CPU loop at half its quiet speed, show that the Markdown is not what sets
 that floor. Freezing every 10 blocks instead of 100 (so a layout arranges at most 10 live
-blocks) moved nothing beyond the noise: words 114-173 against 108-130 ms, keys 50-92 against
+blocks), while a freeze still mounted the frozen blocks again, moved nothing beyond the noise: words 114-173 against 108-130 ms, keys 50-92 against
 45-67 ms, over 4 pairs. Writing the answer as pre-wrapped plain lines into one Textual `Log`,
 with no Markdown at all, drew words about a fifth sooner (136-148 against 171-183 ms) but echoed
 keys no sooner (99-112 against 100-104 ms). A key typed mid-stream waits for the frame in
-progress: a full layout and a repaint of the scrolled 120x40 screen. With no answer streaming,
-a key shows in about 7 ms.""",
+progress: a full layout and a repaint of the scrolled 120x40 screen. Timed inside the app (3
+runs, keys ~70 ms): 13-23 ms pass before the prompt gets the key (the loop is busy), 28-37 ms
+until the frame that shows it has been composed (it lays out and repaints the stream's growth
+too), 2-5 ms until the writer thread has written it. With no answer streaming, a key shows in
+about 7 ms.""",
 }
 
 
