@@ -671,7 +671,11 @@ are neither arranged nor measured again. Freezing had parsed the finished part a
 mounted every block of it again, which is why it happened only every 100 blocks; frozen in
 place, every 25 halved the time in layouts (3 rounds of alternating runs: 417-461 against
 653-808 ms a stream), loop lag p99 58-71 against 68-114 ms, words 110-123 against 111-137 ms, keys 56-58
-against 54-68 ms (2026-12-03).
+against 54-68 ms (2026-12-03). On an answer four times as long (24,000 words, 400 paragraphs;
+4 alternating runs) the 100-block freezes had been the loop's longest pauses: loop lag p99
+120-246 against 204-371 ms and its maximum 243-406 against 406-569 ms, words' p95 489-967
+against 690-1,216 ms; word medians alike (197-488 against 197-409 ms), and keys, typed in the
+stream's first 1.5 s, 60-194 against 60-90 ms (the two slow runs came first, on a slower spell).
 
 Where the loop's time goes (pyinstrument in the app process during the stream, and the loop
 thread's CPU per phase): Markdown parsing is about 1%. Each append costs a frame: a layout of
