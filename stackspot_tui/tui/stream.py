@@ -124,6 +124,9 @@ class AnswerMarkdown(Markdown):
     per-line styling, which ran for every visible line on every append (the widget grows, and a
     resized widget redraws all of its lines).
 
+    One that will be appended to is made empty: a Markdown made with text loses all but the last
+    line of its last block on its first append.
+
     Once `freeze` is called it never changes again and its height is pinned once drawn: the
     growing part below changes the height of everything around it on every append, and a
     Markdown of automatic height would be measured again (every block of it arranged) each time."""
@@ -132,17 +135,19 @@ class AnswerMarkdown(Markdown):
     BLANK = True  # no border and no padding here (MessageView's CSS): nothing but background
     _size_updated = laid_out
 
-    def __init__(self, markdown: str = "", *, classes: str = "body") -> None:
-        super().__init__(markdown, classes=classes, parser_factory=markdown_parser)
-        self.frozen = False
+    def __init__(self, markdown: str = "") -> None:
+        super().__init__(markdown, classes="body", parser_factory=markdown_parser)
         self._pinned_width: int | None = None
         self._own_margin: int | None = None  # the bottom margin of its last block, as styled
 
     def freeze(self, source: str) -> None:
         """No more appends: it shows ``source``, the blocks it holds (the caller removed the rest)."""
         self._markdown = source  # what `source` reads; Textual has no setter that keeps the blocks
-        self.frozen = True  # pinned at its next resize (the blocks it loses now): its size lags a frame
-        self.add_class("frozen")
+        self.add_class("frozen")  # pinned at its next resize (the blocks it loses now): its size lags a frame
+
+    @property
+    def frozen(self) -> bool:
+        return self.has_class("frozen")
 
     def on_resize(self) -> None:
         if not self.frozen:
@@ -177,12 +182,6 @@ class AnswerMarkdown(Markdown):
             self.call_after_refresh(self._pin)
 
 
-def _markdown(text: str = "") -> AnswerMarkdown:
-    """A part of the answer. One that will be appended to starts empty: a Markdown made with
-    text loses all but the last line of its last block on its first append."""
-    return AnswerMarkdown(text)
-
-
 class StreamingAnswer(MessageView):
     """The assistant's message of a turn whose answer is arriving.
 
@@ -207,7 +206,7 @@ class StreamingAnswer(MessageView):
         self._ended = asyncio.Event()
         self._render_task: asyncio.Task[None] | None = None
         self._finished = False
-        self._live = _markdown()  # the widget appends go to
+        self._live = AnswerMarkdown()  # the widget appends go to
         self._live_source = ""  # what it holds
         self._freezer = Freezer(FREEZE_BLOCKS)
         self._frozen: AnswerMarkdown | None = None  # the last part frozen, right above it
@@ -309,7 +308,7 @@ class StreamingAnswer(MessageView):
         what follows, in one frame. Freezing had parsed and mounted the head afresh: every block
         of it mounted again (each styled five times), the cost of a long answer's appends."""
         head, tail = self._live_source[:cut], self._live_source[cut:]
-        old, live = self._live, _markdown()
+        old, live = self._live, AnswerMarkdown()
         line = head.count("\n")
         blocks = [block for block in old.children if isinstance(block, MarkdownBlock)]
         moving = [block for block in blocks if block.source_range[0] >= line]
@@ -333,7 +332,7 @@ class StreamingAnswer(MessageView):
     async def _reparse(self, source: str | None = None) -> None:
         """Replace the growing widget by one showing ``source`` (by default what it holds), parsed
         afresh, in one frame."""
-        old, live = self._live, _markdown()  # empty, then appended to: see `_markdown`
+        old, live = self._live, AnswerMarkdown()  # empty, then appended to: see AnswerMarkdown
         source = self._live_source if source is None else source
         with self.app.batch_update():
             await self.mount(live, before=old)
@@ -349,7 +348,7 @@ class StreamingAnswer(MessageView):
         a later line turned into nothing (a "[id]: url" definition); a definition applies to
         links in the frozen parts too, and then the whole answer is parsed again."""
         if self._frozen is not None and _REFERENCE.search(self.rendered):
-            whole = _markdown(self.rendered)
+            whole = AnswerMarkdown(self.rendered)
             parts = list(self.query_children(Markdown))
             with self.app.batch_update():
                 await self.mount(whole, before=parts[0])
